@@ -1,0 +1,186 @@
+"""Routing decisions per second, with 10,000 agents in 200 skill profiles and 50,000
+interactions waiting: arrivals, accepts and completions mixed, on a virtual clock.
+
+Prints figures for a small and a large contact center, then the last line
+`routing: N decisions/s, p99 X us, growth Y, peak M MB`, where growth is the cost per
+decision with the large one over the cost with the small one, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import resource
+import time
+from collections import deque
+
+from omniroute.clock import VirtualClock
+from omniroute.events import Offered
+from omniroute.model import Agent, EscalationStep, Interaction, Presence, Queue
+from omniroute.router.core import Router
+from omniroute.router.selectors import PrioritySlaWait
+from omniroute.router.strategies import omniroute_strategies
+
+SKILLS = [f"s{i}" for i in range(20)]
+STRATEGIES = ["longest-idle", "fewest-answered", "best-skill", "load-balance", "round-robin"]
+CHANNELS = ["voice", "webchat"]
+
+
+def build(n_agents: int, n_profiles: int, seed: int) -> tuple[Router, VirtualClock, list[Queue]]:
+    rng = random.Random(seed)
+    queues = [
+        Queue(
+            name=f"q{i}",
+            skills={SKILLS[i]: 2},
+            strategy=STRATEGIES[i % len(STRATEGIES)],
+            wrap_up=2,
+            offer_timeout=30,
+            escalation=[EscalationStep(after=600, relax=1)] if i % 2 else [],
+        )
+        for i in range(len(SKILLS))
+    ]
+    profiles = []
+    for _ in range(n_profiles):
+        skills = {s: rng.randint(1, 5) for s in rng.sample(SKILLS, 3)}
+        profiles.append(skills)
+    agents = [
+        Agent(
+            id=f"a{i}",
+            skills=profiles[i % n_profiles],
+            capacity={"voice": 1, "webchat": 3},
+        )
+        for i in range(n_agents)
+    ]
+    clock = VirtualClock(1_800_000_000)
+    router = Router(
+        queues=queues,
+        agents=agents,
+        clock=clock,
+        strategies={s.name: s for s in omniroute_strategies()},
+        selector=PrioritySlaWait(),
+    )
+    return router, clock, queues
+
+
+def run(n_agents: int, n_waiting: int, n_ops: int, seed: int = 1) -> dict[str, float]:
+    rng = random.Random(seed)
+    router, clock, queues = build(n_agents, min(200, n_agents), seed)
+    offered_now = False
+    names = [q.name for q in queues]
+    counter = 0
+
+    def arrival() -> None:
+        nonlocal counter
+        counter += 1
+        router.submit(
+            Interaction(
+                id=f"i{counter}",
+                channel=CHANNELS[counter % 2],
+                queue=names[rng.randrange(len(names))],
+            )
+        )
+
+    # The backlog built up over the last 15 minutes, as it would in a busy center.
+    fill_step = 900.0 / max(1, n_waiting)
+    for _ in range(n_waiting):
+        clock.advance(fill_step)
+        arrival()
+    for agent_id in list(router.agents):
+        router.set_presence(agent_id, Presence.READY)
+    router.drain()
+
+    # Warm up: every agent accepts the offer they got when they logged in.
+    assigned: list[str] = []
+    for oid in list(router.offers):
+        assigned.append(router.offers[oid].waiting.id)
+        router.accept(oid)
+    for e in router.drain():
+        if type(e) is Offered:  # chat agents take more than one at once
+            assigned.append(router.offers[e.offer_id].waiting.id)
+            router.accept(e.offer_id)
+    router.drain()
+    pending: deque[str] = deque()
+    step = 40.0 / n_agents  # virtual seconds per operation: a busy center of this size
+    offers = 0
+    decisions = 0
+    latencies: list[int] = []
+    total = 0
+    gc.collect()
+    gc.freeze()
+    perf = time.perf_counter_ns
+    randrange = rng.randrange
+    # Steady state: each cycle one customer arrives, one agent accepts an offer, and one
+    # agent completes a contact (whose wrap-up ends later and frees them).
+    for i in range(n_ops):
+        clock.advance(step)
+        kind = i % 3
+        t0 = perf()
+        if kind == 0:
+            arrival()
+        elif kind == 1:
+            offer = None
+            while pending and offer is None:
+                offer = router.offers.get(pending.popleft())
+                if offer is not None and offer.expires_at <= clock.now():
+                    offer = None  # it timed out: the router re-offers it
+            if offer is not None:
+                router.accept(offer.id)
+                assigned.append(offer.waiting.id)
+            else:
+                router.advance()
+        elif assigned:
+            router.complete(assigned.pop(randrange(len(assigned))))
+        else:
+            router.advance()
+        dt = perf() - t0
+        total += dt
+        latencies.append(dt)
+        offered_now = False
+        for e in router.drain():
+            if type(e) is Offered:
+                offers += 1
+                pending.append(e.offer_id)
+                offered_now = True
+        if kind == 0 and not offered_now:
+            decisions += 1  # the decision to queue: nobody matching was free
+    decisions += offers  # each offer is a decision
+    gc.unfreeze()
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99)] / 1000
+    return {
+        "offers": offers,
+        "decisions": decisions,
+        "seconds": total / 1e9,
+        "per_s": decisions / (total / 1e9),
+        "cost_us": total / 1000 / max(1, decisions),
+        "p99_us": p99,
+        "waiting": sum(1 for w in router.active.values() if w.ix.state.value == "waiting"),
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench routing")
+    parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument("--waiting", type=int, default=50_000)
+    parser.add_argument("--ops", type=int, default=300_000)
+    args = parser.parse_args(argv)
+    small_agents = 100
+    small = run(small_agents, args.waiting * small_agents // args.agents, args.ops)
+    print(
+        f"routing-small: {small_agents} agents, {small['decisions']} decisions, "
+        f"{small['per_s']:.0f} decisions/s, p99 {small['p99_us']:.1f} us"
+    )
+    large = run(args.agents, args.waiting, args.ops)
+    print(
+        f"routing-large: {args.agents} agents, {large['decisions']} decisions, "
+        f"{large['waiting']} still waiting, {large['per_s']:.0f} decisions/s, "
+        f"p99 {large['p99_us']:.1f} us"
+    )
+    growth = large["cost_us"] / small["cost_us"]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"routing: {large['per_s']:.0f} decisions/s, p99 {large['p99_us']:.0f} us, "
+        f"growth {growth:.2f}, peak {peak:.0f} MB"
+    )
+    return 0

@@ -1,0 +1,73 @@
+"""The one source of time. The router reads `now()` and waits with `sleep_until()`, so
+the same routing code runs live (RealClock), in tests and in the simulator (VirtualClock).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+
+@runtime_checkable
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch (may be virtual)."""
+        ...
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Return once `now() >= deadline`; cancellable like any anyio sleep."""
+        ...
+
+
+class RealClock:
+    """Wall-clock time; sleeping is anyio's."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep_until(self, deadline: float) -> None:
+        await anyio.sleep(max(0.0, deadline - time.time()))
+
+
+class VirtualClock:
+    """Time that moves only when told to: tests and the simulator drive it.
+
+    `advance()`/`set()` move it forward and wake every sleeper whose deadline passed,
+    in deadline order. It never moves backwards.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    def set(self, when: float) -> None:
+        if when < self._now:
+            raise ValueError(f"a clock never goes back: now={self._now}, asked {when}")
+        self._now = float(when)
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            heapq.heappop(self._sleepers)[2].set()
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"advance takes seconds >= 0, got {seconds}")
+        self.set(self._now + seconds)
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline someone sleeps until, for a driver that jumps ahead."""
+        return self._sleepers[0][0] if self._sleepers else None
+
+    async def sleep_until(self, deadline: float) -> None:
+        if deadline <= self._now:
+            await anyio.lowlevel.checkpoint()
+            return
+        woken = anyio.Event()
+        heapq.heappush(self._sleepers, (deadline, next(self._seq), woken))
+        await woken.wait()

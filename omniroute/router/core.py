@@ -1,0 +1,1311 @@
+"""The router: matches waiting interactions to available agents and keeps every service
+level in view.
+
+It is synchronous and does no I/O. Every change of state is an event: a command (submit,
+accept, complete...) decides, emits events, and each event is applied to the state by one
+`_on_*` method. Rebuilding after a restart is applying the stored events again. Emitted
+events wait in `outbox` until the caller drains them into a store and to observers.
+
+Time comes only from the Clock: each command first fires the timers that are due
+(offer time-outs, wrap-up ends, escalation steps, SLA breaches, opening hours), so the
+same code runs live, in tests and in the simulator.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from .. import events as ev
+from ..clock import Clock
+from ..kpi import QueueKpis
+from ..model import (
+    Action,
+    ActionKind,
+    Agent,
+    Candidate,
+    Explanation,
+    Interaction,
+    InteractionState,
+    Presence,
+    Queue,
+    Routing,
+)
+from .hours import Calendar
+from .state import AgentStatus, Bucket, PendingOffer, Profile, QueueRuntime, Waiting
+from .strategy import QueueSelector, Strategy, StrategySpec
+
+S = InteractionState
+_MAX_CANDIDATES = 5  # kept in a decision's explanation
+
+
+class RouterError(Exception):
+    """A command the router cannot carry out: says which thing and why."""
+
+
+class Router:
+    """Skill-based routing across every queue and channel.
+
+    Commands: `submit`, `accept`, `decline`, `complete`, `end_wrap_up`, `abandon`,
+    `transfer`, `requeue`, `assign`, `request_callback`, `set_presence`, `upsert_agent`,
+    `remove_agent`. Reads: `interaction`, `waiting`, `agent`, `stats`, `explain`, `position`.
+    """
+
+    def __init__(
+        self,
+        *,
+        queues: Sequence[Queue],
+        agents: Sequence[Agent] = (),
+        clock: Clock,
+        strategies: Mapping[str, StrategySpec],
+        selector: QueueSelector,
+        routing: Routing | None = None,
+    ) -> None:
+        self.clock = clock
+        self.routing = routing or Routing()
+        self.selector = selector
+        self.now = clock.now()
+        self.outbox: list[ev.Event] = []
+        self.queues: dict[str, QueueRuntime] = {}
+        self.agents: dict[str, AgentStatus] = {}
+        self.profiles: dict[Any, Profile] = {}
+        self.buckets: dict[Any, Bucket] = {}
+        self.active: dict[str, Waiting] = {}  # every interaction not yet ended
+        self.offers: dict[str, PendingOffer] = {}
+        self.stats: dict[str, QueueKpis] = {}
+        self.last_agent: dict[str, str] = {}  # customer id -> the agent who served them last
+        self._stats_until: dict[str, float] = {}
+        self._profile_buckets: dict[int, list[Bucket]] = {}
+        self._timers: list[tuple[float, int, Callable[[Any], None], Any]] = []
+        self._lanes: dict[Any, deque[tuple[float, Callable[[Any], None], Any]]] = {}
+        self._seq = itertools.count(1)
+        self._arrivals = itertools.count(1)
+        self._offer_count = 0
+        self._firing = False
+        self._requeued: list[Waiting] = []  # back in line: match them before anything else
+        self._released: list[AgentStatus] = []  # capacity freed: let them pull new work
+        self._appliers: dict[type, Callable[[Any], None]] = {
+            ev.InteractionQueued: self._on_queued,
+            ev.Offered: self._on_offered,
+            ev.OfferDeclined: self._on_declined,
+            ev.OfferMissed: self._on_missed,
+            ev.OfferRevoked: self._on_revoked,
+            ev.Assigned: self._on_assigned,
+            ev.Requeued: self._on_requeued,
+            ev.Transferred: self._on_transferred,
+            ev.Abandoned: self._on_abandoned,
+            ev.Completed: self._on_completed,
+            ev.WrapUpEnded: self._on_wrap_up_ended,
+            ev.Closed: self._on_closed,
+            ev.CallbackRequested: self._on_callback_requested,
+            ev.EscalationApplied: self._on_escalated,
+            ev.ActionApplied: self._on_action,
+            ev.SlaBreached: self._on_breached,
+            ev.AgentStateChanged: self._on_agent_state,
+            ev.AgentConfigured: self._on_agent_configured,
+            ev.AgentRemoved: self._on_agent_removed,
+            # Events for observers only: nothing in the router changes.
+            ev.CallbackOffered: _nothing,
+            ev.SlaAtRisk: _nothing,
+            ev.Note: _nothing,
+        }
+        for queue in queues:
+            spec = strategies.get(queue.strategy)
+            if spec is None:
+                known = ", ".join(sorted(strategies))
+                raise RouterError(
+                    f'queue "{queue.name}": unknown strategy "{queue.strategy}"; installed: {known}'
+                )
+            strategy = spec.factory(queue, self.routing)
+            calendar = Calendar(queue.hours) if queue.hours else None
+            self.queues[queue.name] = QueueRuntime(queue, strategy, calendar)
+            if calendar is not None:
+                self._at(calendar.next_change(self.now), self._hours_changed, queue.name)
+        for agent in agents:
+            self._on_agent_configured(ev.AgentConfigured(at=self.now, agent=agent))
+
+    # ================================================================== commands
+
+    def submit(self, interaction: Interaction) -> Interaction:
+        """Put a new interaction in its queue and offer it if an agent is free."""
+        self._tick()
+        queue = self.queues.get(interaction.queue)
+        if queue is None:
+            raise RouterError(
+                f'interaction "{interaction.id}": unknown queue "{interaction.queue}"; '
+                f"queues: {', '.join(sorted(self.queues))}"
+            )
+        allowed = queue.config.channels
+        if allowed is not None and interaction.channel not in allowed:
+            raise RouterError(
+                f'interaction "{interaction.id}": queue "{queue.name}" does not take '
+                f'channel "{interaction.channel}" (it takes {", ".join(allowed)})'
+            )
+        if interaction.id in self.active:
+            raise RouterError(f'interaction "{interaction.id}" is already in the router')
+        ix = msgspec_copy(interaction)
+        ix.state = S.WAITING
+        ix.created_at = ix.created_at or self.now
+        ix.enqueued_at = self.now
+        if ix.preferred_agent is None and queue.config.preferred_agent_wait > 0 and ix.customer:
+            ix.preferred_agent = self.last_agent.get(ix.customer.id)
+        self._emit(ev.InteractionQueued(at=self.now, interaction=ix))
+        w = self.active[ix.id]
+        if queue.calendar is not None and not queue.calendar.is_open(self.now):
+            self._apply_action(w, queue.config.hours.closed, "closed")  # type: ignore[union-attr]
+        if w.ix.state is S.WAITING:
+            self._match(w, "arrival")
+        self._settle()
+        return w.ix
+
+    def accept(self, offer_id: str, agent_id: str | None = None) -> Interaction:
+        """The agent takes the offered interaction."""
+        self._tick()
+        offer = self._offer(offer_id, agent_id)
+        w = offer.waiting
+        self._emit(
+            ev.Assigned(
+                at=self.now, interaction_id=w.id, agent_id=offer.agent.id, offer_id=offer_id
+            )
+        )
+        self._settle()
+        return w.ix
+
+    def decline(self, offer_id: str, agent_id: str | None = None) -> None:
+        """The agent turns the offer down: the next agent gets it; this one won't again."""
+        self._tick()
+        offer = self._offer(offer_id, agent_id)
+        w, agent = offer.waiting, offer.agent
+        self._emit(
+            ev.OfferDeclined(at=self.now, offer_id=offer_id, interaction_id=w.id, agent_id=agent.id)
+        )
+        if w.ix.state is S.WAITING:
+            self._match(w, "declined")
+        self._settle()
+
+    def complete(self, interaction_id: str, agent_id: str | None = None) -> None:
+        """The contact is over; the agent wraps up for the queue's `wrap_up` seconds."""
+        self._tick()
+        w = self._get(interaction_id, S.ASSIGNED)
+        agent = self._agent_of(w, agent_id)
+        until = self.now + w.queue.config.wrap_up
+        self._emit(
+            ev.Completed(at=self.now, interaction_id=w.id, agent_id=agent.id, wrap_up_until=until)
+        )
+        if until <= self.now:
+            self._end_wrap_up(w, agent)
+        self._settle()
+
+    def end_wrap_up(self, interaction_id: str, agent_id: str | None = None) -> None:
+        """The agent finished after-contact work early."""
+        self._tick()
+        w = self._get(interaction_id, S.WRAP_UP)
+        self._end_wrap_up(w, self._agent_of(w, agent_id))
+        self._settle()
+
+    def abandon(self, interaction_id: str) -> None:
+        """The customer left before an agent answered (hung up, closed the chat)."""
+        self._tick()
+        w = self._get(interaction_id, S.WAITING, S.OFFERED)
+        self._emit(ev.Abandoned(at=self.now, interaction_id=w.id))
+        self._settle()
+
+    def transfer(
+        self,
+        interaction_id: str,
+        *,
+        to_agent: str | None = None,
+        to_queue: str | None = None,
+        agent_id: str | None = None,
+    ) -> None:
+        """Hand an assigned interaction to a colleague or a queue.
+
+        To a colleague: it is offered to them first (skills aside); if they do not take
+        it within the offer time-out it goes to its queue. To a queue: it waits there,
+        still ahead of contacts that arrived after it.
+        """
+        self._tick()
+        if (to_agent is None) == (to_queue is None):
+            raise RouterError("transfer needs exactly one of to_agent or to_queue")
+        w = self._get(interaction_id, S.ASSIGNED)
+        agent = self._agent_of(w, agent_id)
+        if to_agent is not None and to_agent not in self.agents:
+            raise RouterError(f'transfer of "{w.id}": unknown agent "{to_agent}"')
+        if to_agent == agent.id:
+            raise RouterError(f'transfer of "{w.id}": "{to_agent}" already has it')
+        if to_queue is not None:
+            target = self.queues.get(to_queue)
+            if target is None:
+                raise RouterError(f'transfer of "{w.id}": unknown queue "{to_queue}"')
+            allowed = target.config.channels
+            if allowed is not None and w.ix.channel not in allowed:
+                raise RouterError(
+                    f'transfer of "{w.id}": queue "{to_queue}" does not take "{w.ix.channel}"'
+                )
+        self._emit(
+            ev.Transferred(
+                at=self.now,
+                interaction_id=w.id,
+                from_agent=agent.id,
+                to_agent=to_agent,
+                to_queue=to_queue,
+            )
+        )
+        self._match(w, "transfer")
+        self._settle()
+
+    def requeue(self, interaction_id: str, reason: str = "requeued") -> None:
+        """Put an assigned interaction back in line at its original place."""
+        self._tick()
+        w = self._get(interaction_id, S.ASSIGNED)
+        agent = self._agent_of(w, None)
+        self._emit(ev.Requeued(at=self.now, interaction_id=w.id, agent_id=agent.id, reason=reason))
+        self._match(w, "requeue")
+        self._settle()
+
+    def assign(self, interaction_id: str, agent_id: str) -> Interaction:
+        """A supervisor moves a waiting interaction straight to a free agent."""
+        self._tick()
+        w = self._get(interaction_id, S.WAITING)
+        agent = self._agent(agent_id)
+        if not agent.can_take(w.ix.channel):
+            raise RouterError(
+                f'agent "{agent_id}" cannot take a {w.ix.channel} interaction now '
+                f"({agent.activity}, load {agent.load})"
+            )
+        self._emit(ev.Assigned(at=self.now, interaction_id=w.id, agent_id=agent_id))
+        self._settle()
+        return w.ix
+
+    def request_callback(self, interaction_id: str, number: str) -> None:
+        """The customer chose a callback: they hang up but keep their place in line."""
+        self._tick()
+        w = self._get(interaction_id, S.WAITING, S.OFFERED)
+        self._emit(ev.CallbackRequested(at=self.now, interaction_id=w.id, number=number))
+        self._settle()
+
+    def set_presence(self, agent_id: str, presence: Presence, reason: str | None = None) -> None:
+        """Ready, not ready (with a reason: break, lunch...) or offline.
+
+        Leaving ready withdraws the agent's pending offers: those interactions go back
+        to their original place in line. Work already assigned stays with the agent.
+        """
+        self._tick()
+        agent = self._agent(agent_id)
+        presence = Presence(presence)
+        if presence is not Presence.READY:
+            self._revoke_offers(agent, f"agent {presence.value}")
+        self._emit(
+            ev.AgentStateChanged(at=self.now, agent_id=agent_id, presence=presence, reason=reason)
+        )
+        if presence is Presence.READY:
+            self._released.append(agent)
+        self._settle()
+
+    def upsert_agent(self, agent: Agent) -> None:
+        """Add an agent, or change one's skills or capacity, while running."""
+        self._tick()
+        self._emit(ev.AgentConfigured(at=self.now, agent=agent))
+        self._released.append(self.agents[agent.id])
+        self._settle()
+
+    def remove_agent(self, agent_id: str) -> None:
+        """Remove an agent who is offline and holds no work."""
+        self._tick()
+        agent = self._agent(agent_id)
+        if agent.presence is not Presence.OFFLINE or agent.work:
+            raise RouterError(f'agent "{agent_id}" must be offline with no work to be removed')
+        self._emit(ev.AgentRemoved(at=self.now, agent_id=agent_id))
+        self._settle()
+
+    # ================================================================== time
+
+    def next_deadline(self) -> float | None:
+        """When the next timer is due, for the loop that sleeps on the Clock."""
+        return self._timers[0][0] if self._timers else None
+
+    def advance(self) -> None:
+        """Fire every timer due by the Clock's now."""
+        self._tick()
+
+    def _tick(self) -> None:
+        now = self.clock.now()
+        timers = self._timers
+        if not self._firing:
+            self._firing = True
+            try:
+                while timers and timers[0][0] <= now:
+                    due, _, fn, arg = heapq.heappop(timers)
+                    if due > self.now:
+                        self.now = due
+                    fn(arg)
+                    self._settle()
+            finally:
+                self._firing = False
+        if now > self.now:
+            self.now = now
+
+    def _at(self, due: float, fn: Callable[[Any], None], arg: Any, lane: Any = None) -> None:
+        """Run `fn(arg)` at `due`.
+
+        Most timers come in lanes whose deadlines never decrease (every SLA breach of a
+        queue is its arrival plus the same seconds), so a lane is a FIFO with one heap
+        entry for its head: O(1) per timer instead of O(log n) in one big heap.
+        """
+        if due == math.inf:
+            return
+        if lane is not None:
+            q = self._lanes.get(lane)
+            if q is None:
+                q = self._lanes[lane] = deque()
+            if not q:
+                heapq.heappush(self._timers, (due, next(self._seq), self._lane_due, q))
+                q.append((due, fn, arg))
+                return
+            if q[-1][0] <= due:
+                q.append((due, fn, arg))
+                return
+        heapq.heappush(self._timers, (due, next(self._seq), fn, arg))
+
+    def _lane_due(self, q: deque[tuple[float, Callable[[Any], None], Any]]) -> None:
+        _, fn, arg = q.popleft()
+        if q:
+            heapq.heappush(self._timers, (q[0][0], next(self._seq), self._lane_due, q))
+        fn(arg)
+
+    # ================================================================== reads
+
+    def interaction(self, interaction_id: str) -> Interaction:
+        w = self.active.get(interaction_id)
+        if w is None:
+            raise RouterError(f'no active interaction "{interaction_id}"')
+        return w.ix
+
+    def agent(self, agent_id: str) -> AgentStatus:
+        return self._agent(agent_id)
+
+    def waiting(self, queue: str | None = None) -> list[Interaction]:
+        """Interactions waiting (not offered), in the order they will be served."""
+        ws = [
+            w
+            for w in self.active.values()
+            if w.ix.state is S.WAITING and (queue is None or w.queue.name == queue)
+        ]
+        ws.sort(key=lambda w: self.selector.key(w, self.now))
+        return [w.ix for w in ws]
+
+    def position(self, interaction_id: str) -> int:
+        """1-based place in line among interactions of the same queue (0 once offered)."""
+        w = self.active.get(interaction_id)
+        if w is None or w.ix.state is not S.WAITING:
+            return 0
+        mine = w.order_key, w.seq
+        return 1 + sum(
+            1
+            for o in w.queue.waiting.values()
+            if o.ix.state is S.WAITING and (o.order_key, o.seq) < mine
+        )
+
+    def queue_stats(self, queue: str) -> QueueKpis:
+        """Today's KPIs of a queue (live service level, ASA, abandon rate...)."""
+        if queue not in self.queues:
+            raise RouterError(f'unknown queue "{queue}"')
+        return self._stats(queue, self.now)
+
+    def explain(self, interaction_id: str) -> dict[str, Any]:
+        """Why an interaction is where it is: who could take it, and why nobody has."""
+        w = self.active.get(interaction_id)
+        if w is None:
+            raise RouterError(f'no active interaction "{interaction_id}"')
+        out: dict[str, Any] = {
+            "interaction": w.id,
+            "state": w.ix.state.value,
+            "queue": w.queue.name,
+            "position": self.position(w.id),
+        }
+        if w.ix.agent:
+            out["agent"] = w.ix.agent
+        requirements = []
+        for bucket in w.buckets:
+            agents = [a for p in bucket.profiles for a in p.agents.values()]
+            by_activity: dict[str, int] = {}
+            for a in agents:
+                label = (
+                    a.activity
+                    if a.can_take(bucket.channel) or a.activity != "ready"
+                    else ("no room on " + bucket.channel)
+                )
+                by_activity[label] = by_activity.get(label, 0) + 1
+            free = [a.id for a in agents if a.can_take(bucket.channel)]
+            declined = sorted(w.declined & set(free)) if w.declined else []
+            if not agents:
+                why = "no agent has these skills"
+            elif not free:
+                why = "every matching agent is busy, not ready or offline"
+            elif declined and len(declined) == len(free):
+                why = "the only free matching agents declined or missed it"
+            else:
+                why = "an agent is free: it will be offered now"
+            requirements.append(
+                {
+                    "queue": bucket.queue.name,
+                    "channel": bucket.channel,
+                    "skills": bucket.requirement,
+                    "matching_agents": len(agents),
+                    "agents_by_state": by_activity,
+                    "why_waiting": why,
+                }
+            )
+        out["requirements"] = requirements
+        if w.ix.preferred_agent and w.preferred_until > self.now:
+            out["reserved_for"] = w.ix.preferred_agent
+        return out
+
+    def drain(self) -> list[ev.Event]:
+        """Take the events emitted since the last drain (to store and publish them)."""
+        out, self.outbox = self.outbox, []
+        return out
+
+    # ================================================================== rebuild
+
+    def rebuild(self, events: Iterable[ev.Event]) -> None:
+        """Apply stored events to a fresh router, then resume routing from there."""
+        for event in events:
+            if event.at > self.now:
+                self.now = event.at
+            apply = self._appliers.get(type(event))
+            if apply is not None:
+                apply(event)
+        self.outbox.clear()
+        self._requeued.clear()
+        self._released.clear()
+        self._tick()
+        self._requeued.extend(w for w in self.active.values() if w.ix.state is S.WAITING)
+        self._released.extend(self.agents.values())
+        self._settle()
+
+    # ================================================================== decisions
+
+    def _emit(self, event: ev.Event) -> None:
+        self.outbox.append(event)
+        self._appliers[type(event)](event)
+
+    def _match(self, w: Waiting, trigger: str) -> None:
+        """Offer a waiting interaction to the best available agent(s), if any."""
+        if w.ix.state is not S.WAITING:
+            return
+        if w.preferred_until > self.now and w.ix.preferred_agent:
+            agent = self.agents.get(w.ix.preferred_agent)
+            if agent is not None and agent.can_take(w.ix.channel):
+                note = f"preferred agent, reserved until {w.preferred_until:.0f}"
+                self._make_offer(w, agent, w.queue.strategy, self._single(w, agent, trigger, note))
+            return
+        excluded = w.declined
+        channel = w.ix.channel
+        best: tuple[Any, AgentStatus, Bucket] | None = None
+        considered: list[tuple[Any, AgentStatus]] = []
+        ring: list[AgentStatus] = []
+        queue_name = None
+        for bucket in w.buckets:
+            if bucket.queue.name != queue_name:
+                if best is not None or ring:
+                    break  # the interaction's own queue first, overflow queues after
+                queue_name = bucket.queue.name
+            strategy = bucket.queue.strategy
+            heap_key = (channel, strategy)
+            for profile in bucket.profiles:
+                if not profile.free.get(channel):
+                    continue
+                heap = profile.heap_index.get(heap_key) or self._heap(profile, channel, strategy)
+                if strategy.ring_all:
+                    ring.extend(_live_agents(heap, excluded))
+                    continue
+                entry = _top(heap, excluded)
+                if entry is None:
+                    continue
+                key = (bucket.group_keys[profile.id], entry[0])
+                considered.append((key, entry[3]))
+                if best is None or key < best[0]:
+                    best = (key, entry[3], bucket)
+        if ring:
+            ids = {a.id: a for a in ring}
+            for agent in sorted(ids.values(), key=lambda a: a.ordinal):
+                explanation = self._single(w, agent, trigger, f"ring-all: {len(ids)} agents")
+                self._make_offer(w, agent, w.queue.strategy, explanation)
+            return
+        if best is None:
+            return
+        _, agent, bucket = best
+        considered.sort(key=lambda c: c[0])
+        explanation = Explanation(
+            strategy=bucket.queue.strategy.name,
+            requirement=bucket.requirement,
+            candidates=[Candidate(a.id, k) for k, a in considered[:_MAX_CANDIDATES]],
+            excluded=sorted(excluded) if excluded else [],
+            trigger=trigger,
+            note="" if bucket.queue is w.queue else f"overflow to {bucket.queue.name}",
+        )
+        self._make_offer(w, agent, bucket.queue.strategy, explanation)
+
+    def _pull(self, agent: AgentStatus) -> None:
+        """A freed agent takes the next interaction among all the queues they serve."""
+        while agent.presence is Presence.READY:
+            chosen = self._reserved_for(agent)
+            if chosen is not None:
+                w, note = chosen, "reserved for this agent (preferred or transferred)"
+                self._make_offer(
+                    w, agent, w.queue.strategy, self._single(w, agent, "agent-free", note)
+                )
+                continue
+            best = None
+            best_key = None
+            best_bucket = None
+            now = self.now
+            key = self.selector.key
+            candidates = 0
+            for bucket in self._buckets_for(agent.profile):  # type: ignore[arg-type]
+                if not bucket.heap or not agent.can_take(bucket.channel):
+                    continue
+                w = bucket.head()
+                if w is None:
+                    continue
+                if w.declined and agent.id in w.declined:
+                    w = _head_excluding(bucket, agent.id)
+                    if w is None:
+                        continue
+                candidates += 1
+                k = key(w, now)
+                if best_key is None or k < best_key:
+                    best, best_key, best_bucket = w, k, bucket
+            if best is None or best_bucket is None:
+                return
+            note = f"first of {candidates} waiting by {self.selector.name}"
+            explanation = Explanation(
+                strategy=best_bucket.queue.strategy.name,
+                requirement=best_bucket.requirement,
+                candidates=[Candidate(agent.id, None)],
+                trigger="agent-free",
+                note=note,
+            )
+            self._make_offer(best, agent, best_bucket.queue.strategy, explanation)
+
+    def _reserved_for(self, agent: AgentStatus) -> Waiting | None:
+        reserved = agent.reserved
+        while reserved:
+            w = reserved[0]
+            if w.ix.state is not S.WAITING or w.ix.preferred_agent != agent.id:
+                reserved.pop(0)
+                continue
+            if not agent.can_take(w.ix.channel):
+                return None
+            return w
+        return None
+
+    def _single(self, w: Waiting, agent: AgentStatus, trigger: str, note: str) -> Explanation:
+        return Explanation(
+            strategy=w.queue.strategy.name,
+            requirement=w.requirements[0][1] if w.requirements else {},
+            candidates=[Candidate(agent.id, None)],
+            trigger=trigger,
+            note=note,
+        )
+
+    def _make_offer(
+        self, w: Waiting, agent: AgentStatus, strategy: Strategy, explanation: Explanation
+    ) -> None:
+        self._offer_count += 1
+        oid = f"o{self._offer_count}"
+        expires = self.now + w.queue.config.offer_timeout
+        self._emit(
+            ev.Offered(
+                at=self.now,
+                offer_id=oid,
+                interaction_id=w.id,
+                agent_id=agent.id,
+                expires_at=expires,
+                explanation=explanation,
+            )
+        )
+
+    def _end_wrap_up(self, w: Waiting, agent: AgentStatus) -> None:
+        self._emit(ev.WrapUpEnded(at=self.now, interaction_id=w.id, agent_id=agent.id))
+
+    def _revoke_offers(self, agent: AgentStatus, reason: str) -> None:
+        for offer in list(agent.offers.values()):
+            w = offer.waiting
+            self._emit(
+                ev.OfferRevoked(
+                    at=self.now,
+                    offer_id=offer.id,
+                    interaction_id=w.id,
+                    agent_id=agent.id,
+                    reason=reason,
+                )
+            )
+            self._requeued.append(w)
+
+    def _settle(self) -> None:
+        """After a command or a timer: match what went back in line, then let every agent
+        whose capacity was freed pull new work. This is what keeps the invariant that no
+        ready agent idles while an interaction they could take is waiting."""
+        requeued, released = self._requeued, self._released
+        while requeued or released:
+            while requeued:
+                w = requeued.pop()
+                if w.ix.state is S.WAITING:
+                    self._match(w, "requeue")
+            while released:
+                self._pull(released.pop())
+
+    def _apply_action(self, w: Waiting, action: Action, reason: str) -> None:
+        if action.action is ActionKind.KEEP:
+            return
+        self._emit(
+            ev.ActionApplied(
+                at=self.now, interaction_id=w.id, queue=w.queue.name, reason=reason, action=action
+            )
+        )
+        if action.action is ActionKind.CALLBACK:
+            self._emit(ev.CallbackOffered(at=self.now, interaction_id=w.id))
+        elif action.action in (ActionKind.CLOSE, ActionKind.VOICEMAIL):
+            self._emit(
+                ev.Closed(
+                    at=self.now,
+                    interaction_id=w.id,
+                    reason=reason if action.action is ActionKind.CLOSE else "voicemail",
+                    message=action.message,
+                )
+            )
+            self._settle()
+        elif action.action is ActionKind.OVERFLOW:
+            self._match(w, reason)
+
+    # ================================================================== timers
+
+    def _offer_expired(self, offer_id: str) -> None:
+        offer = self.offers.get(offer_id)
+        if offer is None:
+            return
+        w, agent = offer.waiting, offer.agent
+        self._emit(
+            ev.OfferMissed(at=self.now, offer_id=offer_id, interaction_id=w.id, agent_id=agent.id)
+        )
+        if agent.missed_in_row >= self.routing.max_missed_offers and (
+            agent.presence is Presence.READY
+        ):
+            self._revoke_offers(agent, "agent not ready")
+            self._emit(
+                ev.AgentStateChanged(
+                    at=self.now,
+                    agent_id=agent.id,
+                    presence=Presence.NOT_READY,
+                    reason=self.routing.missed_offers_reason,
+                )
+            )
+        if w.ix.state is S.WAITING:
+            self._match(w, "offer missed")
+
+    def _wrap_up_due(self, pair: tuple[Waiting, float]) -> None:
+        w, until = pair
+        if w.ix.state is S.WRAP_UP and w.ix.ended_at == until and w.ix.agent:
+            self._end_wrap_up(w, self.agents[w.ix.agent])
+
+    def _ladder_due(self, pair: tuple[Waiting, int]) -> None:
+        w, index = pair
+        if w.ix.state not in (S.WAITING, S.OFFERED) or w.ladder_index != index:
+            return
+        step = w.queue.ladder[index]
+        self._emit(
+            ev.EscalationApplied(
+                at=self.now, interaction_id=w.id, queue=w.queue.name, index=index, step=step
+            )
+        )
+        if step.callback:
+            self._emit(ev.CallbackOffered(at=self.now, interaction_id=w.id))
+        if step.notify:
+            waited = self._wait(w, self.now)
+            self._emit(
+                ev.SlaAtRisk(at=self.now, interaction_id=w.id, queue=w.queue.name, waited=waited)
+            )
+        self._match(w, "escalation")
+
+    def _sla_due(self, w: Waiting) -> None:
+        if w.ix.state in (S.WAITING, S.OFFERED) and not w.answered and not w.breached:
+            self._emit(ev.SlaBreached(at=self.now, interaction_id=w.id, queue=w.queue.name))
+
+    def _max_wait_due(self, pair: tuple[Waiting, float]) -> None:
+        w, segment = pair
+        if w.ix.state is S.WAITING and w.segment_start == segment and not w.maxed:
+            self._apply_action(w, w.queue.config.on_max_wait, "max_wait")
+
+    def _preference_due(self, w: Waiting) -> None:
+        if w.ix.state is S.WAITING and w.preferred_until and w.preferred_until <= self.now:
+            self._enqueue(w)
+            self._match(w, "preference expired")
+
+    def _hours_changed(self, name: str) -> None:
+        queue = self.queues[name]
+        assert queue.calendar is not None
+        self._at(queue.calendar.next_change(self.now + 1e-6), self._hours_changed, name)
+        if queue.calendar.is_open(self.now):
+            return
+        closed = queue.config.hours.closed  # type: ignore[union-attr]
+        for w in list(queue.waiting.values()):
+            if w.ix.state is S.WAITING:
+                self._apply_action(w, closed, "closed")
+
+    # ================================================================== appliers
+    # Each applies one event to the state. No decisions here: rebuild runs these alone.
+
+    def _on_queued(self, e: ev.InteractionQueued) -> None:
+        ix = e.interaction
+        if ix.id in self.active:
+            return
+        ix = msgspec.structs.replace(ix)  # the event stays a snapshot
+        queue = self.queues[ix.queue]
+        w = Waiting(ix, queue, next(self._arrivals))
+        self.active[ix.id] = w
+        queue.waiting[ix.id] = w
+        self._stats(queue.name, e.at).on_offered()
+        self._set_requirements(w)
+        w.sla_deadline = self._after(queue, w.enqueued_at, queue.config.sla.seconds)
+        self._at(w.sla_deadline, self._sla_due, w, ("sla", queue.name))
+        self._arm_segment(w, e.at)
+        if ix.preferred_agent and queue.config.preferred_agent_wait > 0:
+            w.preferred_until = e.at + queue.config.preferred_agent_wait
+        self._enqueue(w)
+
+    def _on_offered(self, e: ev.Offered) -> None:
+        w = self.active[e.interaction_id]
+        agent = self.agents[e.agent_id]
+        if w.ix.state is S.WAITING:
+            w.version += 1
+            w.ix.state = S.OFFERED
+        offer = PendingOffer(e.offer_id, w, agent, e.expires_at)
+        self.offers[e.offer_id] = offer
+        agent.offers[e.offer_id] = offer
+        w.offers[agent.id] = e.offer_id
+        self._load(agent, offer.channel, +1)
+        w.queue.strategy.on_offer(agent)
+        self._touch(agent)
+        self._at(e.expires_at, self._offer_expired, e.offer_id, ("offer", w.queue.name))
+        n = e.offer_id[1:]
+        if n.isdigit() and int(n) > self._offer_count:
+            self._offer_count = int(n)
+
+    def _on_declined(self, e: ev.OfferDeclined) -> None:
+        self._drop_offer(e.offer_id, decliner=True)
+
+    def _on_missed(self, e: ev.OfferMissed) -> None:
+        agent = self.offers[e.offer_id].agent
+        agent.missed_in_row += 1
+        self._drop_offer(e.offer_id, decliner=True)
+
+    def _on_revoked(self, e: ev.OfferRevoked) -> None:
+        self._drop_offer(e.offer_id, decliner=False)
+
+    def _on_assigned(self, e: ev.Assigned) -> None:
+        w = self.active[e.interaction_id]
+        agent = self.agents[e.agent_id]
+        if e.offer_id is not None:
+            del self.offers[e.offer_id]
+            del agent.offers[e.offer_id]
+            del w.offers[agent.id]
+        else:  # a supervisor's direct assignment: take the capacity now
+            w.version += 1
+            self._load(agent, w.ix.channel, +1)
+        for other in list(w.offers.values()):  # ring-all: the others stop ringing
+            self._release(self.offers.pop(other))
+        w.offers.clear()
+        ix = w.ix
+        ix.state = S.ASSIGNED
+        ix.agent = agent.id
+        w.declined = None
+        w.preferred_until = 0.0
+        w.assigned_at = e.at
+        if ix.answered_at is None:
+            ix.answered_at = e.at
+            w.answered = True
+            self._stats(w.queue.name, e.at).on_answered(self._wait(w, e.at))
+        agent.work.add(ix.id)
+        agent.answered += 1
+        agent.missed_in_row = 0
+        if ix.customer is not None:
+            self.last_agent[ix.customer.id] = agent.id
+        self._touch(agent)
+
+    def _on_requeued(self, e: ev.Requeued) -> None:
+        w = self.active[e.interaction_id]
+        self._leave_agent(w, e.at)
+        w.ix.state = S.WAITING
+        self._enqueue(w)
+
+    def _on_transferred(self, e: ev.Transferred) -> None:
+        w = self.active[e.interaction_id]
+        self._leave_agent(w, e.at)
+        ix = w.ix
+        if e.to_queue is not None:
+            queue = self.queues[e.to_queue]
+            del w.queue.waiting[ix.id]
+            w.queue = queue
+            queue.waiting[ix.id] = w
+            ix.queue = queue.name
+            w.relax = 0
+            self._set_requirements(w)
+            self._arm_segment(w, e.at)
+        ix.state = S.WAITING
+        w.declined = None
+        if e.to_agent is not None:
+            ix.preferred_agent = e.to_agent
+            config = w.queue.config
+            w.preferred_until = e.at + max(config.preferred_agent_wait, config.offer_timeout)
+        self._enqueue(w)
+
+    def _on_abandoned(self, e: ev.Abandoned) -> None:
+        w = self.active[e.interaction_id]
+        self._release_offers(w)
+        self._stats(w.queue.name, e.at).on_abandoned(self._wait(w, e.at))
+        self._end(w, S.ABANDONED, e.at)
+
+    def _on_completed(self, e: ev.Completed) -> None:
+        w = self.active[e.interaction_id]
+        agent = self.agents[e.agent_id]
+        w.ix.state = S.WRAP_UP
+        w.ix.ended_at = e.wrap_up_until
+        agent.talk_time += e.at - w.assigned_at
+        self._at(e.wrap_up_until, self._wrap_up_due, (w, e.wrap_up_until), ("wrap", w.queue.name))
+
+    def _on_wrap_up_ended(self, e: ev.WrapUpEnded) -> None:
+        w = self.active[e.interaction_id]
+        self._stats(w.queue.name, e.at).on_completed(e.at - w.assigned_at)
+        self._leave_agent(w, e.at)
+        self._end(w, S.COMPLETED, e.at)
+
+    def _on_closed(self, e: ev.Closed) -> None:
+        w = self.active[e.interaction_id]
+        self._release_offers(w)
+        self._stats(w.queue.name, e.at).closed += 1
+        self._end(w, S.CLOSED, e.at)
+
+    def _on_callback_requested(self, e: ev.CallbackRequested) -> None:
+        self.active[e.interaction_id].ix.callback = e.number
+
+    def _on_escalated(self, e: ev.EscalationApplied) -> None:
+        w = self.active[e.interaction_id]
+        step = e.step
+        w.ladder_index = e.index + 1
+        w.declined = None  # a new rung is a new chance for agents who passed on it
+        if step.relax:
+            w.relax += step.relax
+        if step.priority is not None and step.priority > w.ix.priority:
+            w.ix.priority = step.priority
+        extra: list[tuple[QueueRuntime, dict[str, int]]] = []
+        if step.fallback:
+            extra.append((w.queue, {**step.fallback, **w.ix.skills}))
+        if step.overflow and step.overflow in self.queues:
+            target = self.queues[step.overflow]
+            extra.append((target, {**target.config.skills, **w.ix.skills}))
+        self._set_requirements(w, extra)
+        self._arm_ladder(w)
+        if w.ix.state is S.WAITING:
+            self._enqueue(w)
+
+    def _on_action(self, e: ev.ActionApplied) -> None:
+        w = self.active[e.interaction_id]
+        if e.reason == "max_wait":
+            w.maxed = True
+        if e.action.action is ActionKind.OVERFLOW and e.action.queue in self.queues:
+            target = self.queues[e.action.queue]
+            self._set_requirements(w, [(target, {**target.config.skills, **w.ix.skills})])
+            if w.ix.state is S.WAITING:
+                self._enqueue(w)
+
+    def _on_breached(self, e: ev.SlaBreached) -> None:
+        w = self.active[e.interaction_id]
+        w.breached = True
+        self._stats(w.queue.name, e.at).breached += 1
+
+    def _on_agent_state(self, e: ev.AgentStateChanged) -> None:
+        agent = self.agents[e.agent_id]
+        was = agent.presence
+        agent.presence = e.presence
+        agent.reason = e.reason
+        agent.state_since = e.at
+        if e.presence is Presence.READY:
+            agent.missed_in_row = 0
+            if was is not Presence.READY and agent.total_load == 0:
+                agent.idle_since = e.at
+        elif e.presence is Presence.OFFLINE and agent.reserved:
+            # A preferred agent who left: their reserved interactions route normally.
+            for w in agent.reserved:
+                if w.ix.state is S.WAITING and w.ix.preferred_agent == agent.id:
+                    w.preferred_until = 0.0
+                    self._enqueue(w)
+                    self._requeued.append(w)
+            agent.reserved.clear()
+        self._touch(agent)
+
+    def _on_agent_configured(self, e: ev.AgentConfigured) -> None:
+        config = e.agent
+        agent = self.agents.get(config.id)
+        if agent is None:
+            agent = AgentStatus(config, len(self.agents), e.at)
+            self.agents[config.id] = agent
+        else:
+            self._leave_profile(agent)
+            agent.config = config
+            agent.exclusive = frozenset(config.exclusive)
+            agent.total_capacity = sum(config.capacity.values())
+            for channel in config.capacity:
+                agent.load.setdefault(channel, 0)
+        queues = tuple(sorted(config.queues)) if config.queues is not None else None
+        profile = self._profile(config.skills, queues)
+        profile.agents[agent.id] = agent
+        agent.profile = profile
+        self._touch(agent)
+
+    def _on_agent_removed(self, e: ev.AgentRemoved) -> None:
+        agent = self.agents.pop(e.agent_id)
+        self._leave_profile(agent)
+        agent.version += 1
+
+    # ================================================================== helpers
+
+    def _get(self, interaction_id: str, *states: InteractionState) -> Waiting:
+        w = self.active.get(interaction_id)
+        if w is None:
+            raise RouterError(f'no active interaction "{interaction_id}"')
+        if w.ix.state not in states:
+            wanted = " or ".join(s.value for s in states)
+            raise RouterError(f'interaction "{interaction_id}" is {w.ix.state.value}, not {wanted}')
+        return w
+
+    def _agent(self, agent_id: str) -> AgentStatus:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise RouterError(f'unknown agent "{agent_id}"')
+        return agent
+
+    def _agent_of(self, w: Waiting, agent_id: str | None) -> AgentStatus:
+        if agent_id is not None and w.ix.agent != agent_id:
+            raise RouterError(f'interaction "{w.id}" is not assigned to agent "{agent_id}"')
+        assert w.ix.agent is not None
+        return self.agents[w.ix.agent]
+
+    def _offer(self, offer_id: str, agent_id: str | None) -> PendingOffer:
+        offer = self.offers.get(offer_id)
+        if offer is None:
+            raise RouterError(f'no pending offer "{offer_id}" (it expired or was withdrawn)')
+        if agent_id is not None and offer.agent.id != agent_id:
+            raise RouterError(f'offer "{offer_id}" is not for agent "{agent_id}"')
+        return offer
+
+    def _load(self, agent: AgentStatus, channel: str, delta: int) -> None:
+        agent.load[channel] = agent.load.get(channel, 0) + delta
+        agent.total_load += delta
+        if channel in agent.exclusive:
+            agent.exclusive_load += delta
+
+    def _touch(self, agent: AgentStatus) -> None:
+        """The agent changed: stale their heap entries and push fresh ones where available."""
+        agent.version += 1
+        version = agent.version
+        profile = agent.profile
+        if profile is None or agent.id not in profile.agents:
+            return
+        free = profile.free
+        for channel in agent.free:
+            free[channel] -= 1
+        agent.free = [c for c in agent.config.capacity if agent.can_take(c)]
+        heaps_by_channel = profile.heaps
+        for channel in agent.free:
+            free[channel] = free.get(channel, 0) + 1
+            heaps = heaps_by_channel.get(channel)
+            if not heaps:
+                continue
+            for strategy, heap in heaps:
+                heapq.heappush(heap, (strategy.agent_key(agent), next(self._seq), version, agent))
+                if len(heap) > 4 * len(profile.agents) + 32:
+                    live = [x for x in heap if x[3].version == x[2]]
+                    heapq.heapify(live)
+                    heap[:] = live
+
+    def _leave_profile(self, agent: AgentStatus) -> None:
+        profile = agent.profile
+        if profile is not None:
+            profile.agents.pop(agent.id, None)
+            for channel in agent.free:
+                profile.free[channel] -= 1
+        agent.free = []
+        agent.profile = None
+
+    def _heap(self, profile: Profile, channel: str, strategy: Strategy) -> list[Any]:
+        heaps = profile.heaps.get(channel)
+        if heaps is None:
+            heaps = profile.heaps[channel] = []
+        for s, heap in heaps:
+            if s is strategy:
+                return heap
+        heap = [
+            (strategy.agent_key(a), next(self._seq), a.version, a)
+            for a in profile.agents.values()
+            if a.can_take(channel)
+        ]
+        heapq.heapify(heap)
+        heaps.append((strategy, heap))
+        profile.heap_index[(channel, strategy)] = heap
+        return heap
+
+    def _profile(self, skills: Mapping[str, int], queues: tuple[str, ...] | None) -> Profile:
+        key = (tuple(sorted(skills.items())), queues)
+        profile = self.profiles.get(key)
+        if profile is None:
+            profile = Profile(len(self.profiles), skills, queues)
+            self.profiles[key] = profile
+            for bucket in self.buckets.values():
+                if profile.qualifies(bucket.queue.name, bucket.requirement):
+                    bucket.profiles.append(profile)
+                    bucket.group_keys[profile.id] = bucket.queue.strategy.group_key(
+                        profile.skills, bucket.requirement
+                    )
+            self._profile_buckets.clear()
+        return profile
+
+    def _bucket(self, queue: QueueRuntime, channel: str, requirement: dict[str, int]) -> Bucket:
+        key = (queue.name, channel, tuple(sorted(requirement.items())))
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = Bucket(queue, channel, requirement)
+            strategy = queue.strategy
+            for profile in self.profiles.values():
+                if profile.qualifies(queue.name, requirement):
+                    bucket.profiles.append(profile)
+                    bucket.group_keys[profile.id] = strategy.group_key(profile.skills, requirement)
+            self.buckets[key] = bucket
+            self._profile_buckets.clear()
+        return bucket
+
+    def _buckets_for(self, profile: Profile) -> list[Bucket]:
+        buckets = self._profile_buckets.get(profile.id)
+        if buckets is None:
+            buckets = [b for b in self.buckets.values() if profile in b.profiles]
+            self._profile_buckets[profile.id] = buckets
+        return buckets
+
+    def _set_requirements(
+        self, w: Waiting, extra: Sequence[tuple[QueueRuntime, dict[str, int]]] = ()
+    ) -> None:
+        """Which (queue, skills) combinations may serve `w`: its own queue's first."""
+        own = w.queue
+        channel = w.ix.channel
+        plain = not extra and not w.relax and not w.ix.skills
+        if plain and not w.requirements:  # the common case: the queue's own skills only
+            bucket = own.plain_buckets.get(channel)
+            if bucket is None:
+                bucket = own.plain_buckets[channel] = self._bucket(own, channel, own.config.skills)
+            w.requirements = [(own, own.config.skills)]
+            w.buckets = [bucket]
+            return
+        if not w.requirements or w.requirements[0][0] is not own:
+            w.requirements = [(own, {**own.config.skills, **w.ix.skills})]
+        w.requirements.extend(r for r in extra if r not in w.requirements)
+        buckets = []
+        for queue, requirement in w.requirements:
+            allowed = queue.config.channels
+            if allowed is not None and channel not in allowed:
+                continue
+            if queue is own and w.relax:
+                requirement = {s: max(1, lvl - w.relax) for s, lvl in requirement.items()}
+            bucket = self._bucket(queue, channel, requirement)
+            if bucket not in buckets:
+                buckets.append(bucket)
+        buckets.sort(key=lambda b: b.queue is not own)
+        w.buckets = buckets
+
+    def _enqueue(self, w: Waiting) -> None:
+        """(Re)place a waiting interaction in its buckets, at its original place."""
+        w.version += 1
+        aging = w.queue.config.aging
+        priority = w.ix.priority
+        w.order_key = (
+            w.enqueued_at - priority * aging if aging > 0 else w.enqueued_at - priority * 1e12
+        )
+        if w.preferred_until > self.now and w.ix.preferred_agent in self.agents:
+            agent = self.agents[w.ix.preferred_agent]  # type: ignore[index]
+            if agent.presence is not Presence.OFFLINE:
+                agent.reserved.append(w)
+                self._at(w.preferred_until, self._preference_due, w, ("pref", w.queue.name))
+                return
+        w.preferred_until = 0.0
+        entry = (w.order_key, w.seq, w.version, w)
+        for bucket in w.buckets:
+            heapq.heappush(bucket.heap, entry)
+
+    def _arm_segment(self, w: Waiting, at: float) -> None:
+        w.segment_start = at
+        w.ladder_index = 0
+        w.maxed = False
+        self._arm_ladder(w)
+        max_wait = w.queue.config.max_wait
+        if max_wait:
+            self._at(at + max_wait, self._max_wait_due, (w, at), ("max", w.queue.name))
+
+    def _arm_ladder(self, w: Waiting) -> None:
+        ladder = w.queue.ladder
+        if w.ladder_index < len(ladder):
+            due = self._after(w.queue, w.segment_start, ladder[w.ladder_index].after)
+            lane = ("ladder", w.queue.name, w.ladder_index)
+            self._at(due, self._ladder_due, (w, w.ladder_index), lane)
+
+    def _after(self, queue: QueueRuntime, start: float, seconds: float) -> float:
+        if queue.calendar is None:
+            return start + seconds
+        return queue.calendar.after_open(start, seconds)
+
+    def _wait(self, w: Waiting, now: float) -> float:
+        """Seconds waited on the queue's SLA clock (which pauses outside opening hours)."""
+        calendar = w.queue.calendar
+        if calendar is None:
+            return now - w.enqueued_at
+        return calendar.open_seconds(w.enqueued_at, now)
+
+    def _stats(self, queue: str, at: float) -> QueueKpis:
+        stats = self.stats.get(queue)
+        if stats is None or at >= self._stats_until[queue]:
+            runtime = self.queues[queue]
+            day, until = _day_of(runtime, at)
+            sla = runtime.config.sla
+            stats = QueueKpis(queue=queue, period=day, threshold=sla.seconds, target=sla.target)
+            self.stats[queue] = stats
+            self._stats_until[queue] = until
+        return stats
+
+    def _drop_offer(self, offer_id: str, *, decliner: bool) -> None:
+        offer = self.offers.pop(offer_id)
+        w, agent = offer.waiting, offer.agent
+        self._release(offer)
+        w.offers.pop(agent.id, None)
+        if decliner:
+            if w.declined is None:
+                w.declined = set()
+            w.declined.add(agent.id)
+            if w.ix.preferred_agent == agent.id:
+                w.preferred_until = 0.0  # they had their chance: route normally
+        if not w.offers and w.ix.state is S.OFFERED:
+            w.ix.state = S.WAITING
+            self._enqueue(w)
+
+    def _release(self, offer: PendingOffer) -> None:
+        agent = offer.agent
+        agent.offers.pop(offer.id, None)
+        self._load(agent, offer.channel, -1)
+        self._touch(agent)
+        self._released.append(agent)
+
+    def _release_offers(self, w: Waiting) -> None:
+        for oid in w.offers.values():
+            self._release(self.offers.pop(oid))
+        w.offers.clear()
+
+    def _leave_agent(self, w: Waiting, at: float) -> None:
+        """The agent holding `w` lets go of it: capacity back, talk time counted."""
+        agent = self.agents[w.ix.agent]  # type: ignore[index]
+        if w.ix.state is S.ASSIGNED:
+            agent.talk_time += at - w.assigned_at
+        agent.work.discard(w.id)
+        self._load(agent, w.ix.channel, -1)
+        if agent.total_load == 0:
+            agent.idle_since = at
+        w.ix.agent = None
+        self._touch(agent)
+        self._released.append(agent)
+
+    def _end(self, w: Waiting, state: InteractionState, at: float) -> None:
+        w.version += 1
+        w.ix.state = state
+        w.ix.ended_at = at
+        del self.active[w.id]
+        w.queue.waiting.pop(w.id, None)
+
+
+# ====================================================================== module helpers
+
+
+def msgspec_copy(ix: Interaction) -> Interaction:
+    """A copy, so callers cannot change the router's state behind its back."""
+    return msgspec.structs.replace(ix)
+
+
+def _nothing(event: ev.Event) -> None:
+    return None
+
+
+def _top(heap: list[Any], excluded: set[str] | None) -> Any:
+    """The best live entry of an agent heap, skipping excluded agents (left in place)."""
+    while heap:
+        entry = heap[0]
+        if entry[3].version != entry[2]:
+            heapq.heappop(heap)
+            continue
+        if excluded and entry[3].id in excluded:
+            return _top_slow(heap, excluded)
+        return entry
+    return None
+
+
+def _top_slow(heap: list[Any], excluded: set[str]) -> Any:
+    held = []
+    found = None
+    while heap:
+        entry = heapq.heappop(heap)
+        if entry[3].version != entry[2]:
+            continue
+        held.append(entry)
+        if entry[3].id not in excluded:
+            found = entry
+            break
+    for entry in held:
+        heapq.heappush(heap, entry)
+    return found
+
+
+def _live_agents(heap: list[Any], excluded: set[str] | None) -> Iterator[AgentStatus]:
+    for entry in heap:
+        agent = entry[3]
+        if agent.version == entry[2] and not (excluded and agent.id in excluded):
+            yield agent
+
+
+def _head_excluding(bucket: Bucket, agent_id: str) -> Waiting | None:
+    """The first live interaction of a bucket that `agent_id` has not declined."""
+    heap = bucket.heap
+    held = []
+    found = None
+    while heap:
+        entry = heapq.heappop(heap)
+        w = entry[3]
+        if w.version != entry[2]:
+            continue
+        held.append(entry)
+        if not (w.declined and agent_id in w.declined):
+            found = w
+            break
+    for entry in held:
+        heapq.heappush(heap, entry)
+    return found
+
+
+def _day_of(queue: QueueRuntime, at: float) -> tuple[str, float]:
+    """The local date of `at` for the queue, and when that day ends."""
+    import datetime as dt
+
+    zone = queue.calendar.zone if queue.calendar else dt.UTC
+    local = dt.datetime.fromtimestamp(at, zone)
+    midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    return local.date().isoformat(), midnight.timestamp()

@@ -1,0 +1,234 @@
+"""The router's live records: agents' status, waiting interactions, and the indexes that
+make a routing decision cost the same with 100 agents or 10,000.
+
+Agents with identical skills (and queue membership) form a `Profile`; interactions with
+the same queue, channel and requirement share a `Bucket`. Eligibility is computed once
+per (bucket, profile) pair, not per agent. Heaps use lazy deletion: an entry carries the
+`version` of its record at push time and is ignored once the record has changed.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..model import Agent, Interaction, Presence
+
+if TYPE_CHECKING:
+    from ..model import Queue
+    from .hours import Calendar
+    from .strategy import Strategy
+
+SkillKey = tuple[tuple[str, int], ...]
+
+
+def skill_key(skills: Mapping[str, int]) -> SkillKey:
+    """A hashable, canonical form of a skill map."""
+    return tuple(sorted(skills.items()))
+
+
+class AgentStatus:
+    """One agent at run time: presence, load per channel and the counters strategies read."""
+
+    __slots__ = (
+        "answered",
+        "config",
+        "exclusive",
+        "exclusive_load",
+        "free",
+        "id",
+        "idle_since",
+        "load",
+        "missed_in_row",
+        "offers",
+        "ordinal",
+        "presence",
+        "profile",
+        "reason",
+        "reserved",
+        "state_since",
+        "talk_time",
+        "total_capacity",
+        "total_load",
+        "version",
+        "work",
+    )
+
+    def __init__(self, config: Agent, ordinal: int, now: float) -> None:
+        self.id = config.id
+        self.config = config
+        self.ordinal = ordinal
+        self.presence = Presence.OFFLINE
+        self.reason: str | None = None
+        self.state_since = now
+        self.exclusive = frozenset(config.exclusive)
+        self.load: dict[str, int] = dict.fromkeys(config.capacity, 0)
+        self.total_capacity = sum(config.capacity.values())
+        self.total_load = 0
+        self.exclusive_load = 0
+        self.idle_since = now
+        self.answered = 0
+        self.talk_time = 0.0
+        self.missed_in_row = 0
+        self.version = 0
+        self.offers: dict[str, Any] = {}  # offer id -> PendingOffer
+        self.work: set[str] = set()  # interactions assigned or in wrap-up
+        self.reserved: list[Waiting] = []  # waiting for this agent as their preferred one
+        self.profile: Profile | None = None
+        self.free: list[str] = []  # channels it could take at the last change
+
+    @property
+    def skills(self) -> Mapping[str, int]:
+        return self.config.skills
+
+    @property
+    def capacity(self) -> Mapping[str, int]:
+        return self.config.capacity
+
+    def can_take(self, channel: str) -> bool:
+        """Ready, room on this channel, and nothing exclusive in the way."""
+        if self.presence is not Presence.READY:
+            return False
+        if self.load.get(channel, 0) >= self.config.capacity.get(channel, 0):
+            return False
+        if channel in self.exclusive:
+            return self.total_load == 0
+        return self.exclusive_load == 0
+
+    @property
+    def activity(self) -> str:
+        """What a wallboard shows: offline, not_ready, ready (idle), busy."""
+        if self.presence is not Presence.READY:
+            return self.presence.value
+        return "busy" if self.total_load else "ready"
+
+
+class Profile:
+    """Agents with the same skills and queue membership: one eligibility check for all."""
+
+    __slots__ = ("agents", "free", "heap_index", "heaps", "id", "key", "queues", "skills")
+
+    def __init__(self, pid: int, skills: Mapping[str, int], queues: tuple[str, ...] | None):
+        self.id = pid
+        self.skills = dict(skills)
+        self.queues = frozenset(queues) if queues is not None else None
+        self.key = (skill_key(skills), queues)
+        self.agents: dict[str, AgentStatus] = {}
+        # channel -> id(strategy) -> heap of (key, seq, version, agent)
+        # channel -> [(strategy, heap of (key, seq, version, agent))]
+        self.heaps: dict[str, list[tuple[Any, list[Any]]]] = {}
+        self.heap_index: dict[tuple[str, Any], list[Any]] = {}
+        self.free: dict[str, int] = {}  # channel -> agents who can take one now
+
+    def qualifies(self, queue: str, requirement: Mapping[str, int]) -> bool:
+        if self.queues is not None and queue not in self.queues:
+            return False
+        skills = self.skills
+        return all(skills.get(s, 0) >= lvl for s, lvl in requirement.items())
+
+
+class QueueRuntime:
+    """A configured queue with its strategy instance and calendar."""
+
+    __slots__ = ("calendar", "config", "ladder", "name", "plain_buckets", "strategy", "waiting")
+
+    def __init__(self, config: Queue, strategy: Strategy, calendar: Calendar | None) -> None:
+        self.name = config.name
+        self.config = config
+        self.strategy = strategy
+        self.calendar = calendar
+        self.ladder = config.escalation
+        self.waiting: dict[str, Waiting] = {}  # waiting or offered, by interaction id
+        self.plain_buckets: dict[str, Bucket] = {}  # channel -> bucket of its own skills
+
+
+class Bucket:
+    """Interactions waiting in one queue, on one channel, for one requirement."""
+
+    __slots__ = ("channel", "group_keys", "heap", "key", "profiles", "queue", "requirement")
+
+    def __init__(self, queue: QueueRuntime, channel: str, requirement: Mapping[str, int]):
+        self.queue = queue
+        self.channel = channel
+        self.requirement = dict(requirement)
+        self.key = (queue.name, channel, skill_key(requirement))
+        self.heap: list[tuple[float, int, int, Waiting]] = []
+        self.profiles: list[Profile] = []  # eligible profiles, kept by the router
+        self.group_keys: dict[int, Any] = {}  # profile id -> strategy.group_key
+
+    def head(self) -> Waiting | None:
+        """The first live interaction, dropping stale entries on the way."""
+        heap = self.heap
+        while heap:
+            _, _, version, w = heap[0]
+            if w.version == version:
+                return w
+            heapq.heappop(heap)
+        return None
+
+
+class Waiting:
+    """Routing state of one interaction that is not yet assigned (or went back)."""
+
+    __slots__ = (
+        "answered",
+        "assigned_at",
+        "breached",
+        "buckets",
+        "declined",
+        "enqueued_at",
+        "ix",
+        "ladder_index",
+        "maxed",
+        "offers",
+        "order_key",
+        "preferred_until",
+        "queue",
+        "relax",
+        "requirements",
+        "segment_start",
+        "seq",
+        "sla_deadline",
+        "version",
+    )
+
+    def __init__(self, ix: Interaction, queue: QueueRuntime, seq: int) -> None:
+        self.ix = ix
+        self.queue = queue
+        self.seq = seq
+        self.enqueued_at = ix.enqueued_at
+        self.segment_start = ix.enqueued_at
+        self.order_key = 0.0
+        self.sla_deadline = 0.0
+        self.version = 0
+        self.buckets: list[Bucket] = []
+        self.requirements: list[tuple[QueueRuntime, dict[str, int]]] = []
+        self.relax = 0
+        self.ladder_index = 0
+        self.breached = False
+        self.answered = ix.answered_at is not None
+        self.declined: set[str] | None = None
+        self.offers: dict[str, str] = {}  # agent id -> offer id
+        self.preferred_until = 0.0
+        self.assigned_at = 0.0
+        self.maxed = False  # on_max_wait applied for this segment
+
+    @property
+    def id(self) -> str:
+        return self.ix.id
+
+    @property
+    def priority(self) -> int:
+        return self.ix.priority
+
+
+class PendingOffer:
+    __slots__ = ("agent", "channel", "expires_at", "id", "waiting")
+
+    def __init__(self, oid: str, waiting: Waiting, agent: AgentStatus, expires_at: float):
+        self.id = oid
+        self.waiting = waiting
+        self.agent = agent
+        self.channel = waiting.ix.channel
+        self.expires_at = expires_at

@@ -1,0 +1,81 @@
+"""What a routing strategy and a queue-selection policy are, for the router and plugins.
+
+A strategy orders the agents who could take an interaction; it never does I/O. To keep
+a decision independent of the number of agents, a strategy gives each agent a sort key
+(lower is offered first) that the router keeps in heaps and recomputes whenever that
+agent changes. So a key may depend only on the agent's status and on the strategy's
+own state, and that state may change only in `on_offer` (the router then re-keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
+
+if TYPE_CHECKING:
+    from ..model import Queue, Routing
+    from .state import AgentStatus, Waiting
+
+
+class Strategy(Protocol):
+    name: str
+    #: Offer to every matching available agent at once; the first to accept wins.
+    ring_all: bool
+
+    def group_key(self, skills: Mapping[str, int], requirement: Mapping[str, int]) -> Any:
+        """Key shared by all agents with these skills (e.g. proficiency); () if unused."""
+        ...
+
+    def agent_key(self, agent: AgentStatus) -> Any:
+        """The agent's sort key: lower is offered first. Must be cheap: it is on the hot path."""
+        ...
+
+    def on_offer(self, agent: AgentStatus) -> None:
+        """An offer went to `agent` by this strategy (round-robin remembers it here)."""
+        ...
+
+
+class BaseStrategy:
+    """Defaults for the optional parts of `Strategy`; subclass and write `agent_key`."""
+
+    name = "base"
+    ring_all = False
+
+    def group_key(self, skills: Mapping[str, int], requirement: Mapping[str, int]) -> Any:
+        return ()
+
+    def agent_key(self, agent: AgentStatus) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_offer(self, agent: AgentStatus) -> None:
+        return None
+
+
+class QueueSelector(Protocol):
+    """Picks which waiting interaction a freed agent takes, across all their queues."""
+
+    name: str
+
+    def key(self, waiting: Waiting, now: float) -> Any:
+        """Sort key of the first waiting interaction of each eligible queue: lower wins."""
+        ...
+
+
+class StrategySpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Yielded by the `omniroute_strategies` hook. `factory(queue, routing)` returns the
+    strategy a queue uses (`routing` is the `[routing]` section, e.g. for its seed): return
+    a shared instance when the strategy keeps no per-queue state."""
+
+    name: str
+    factory: Callable[[Queue, Routing], Strategy]
+    description: str = ""
+
+
+class QueueSelectorSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Yielded by the `omniroute_queue_selectors` hook; chosen by `[routing] queue_selection`."""
+
+    name: str
+    factory: Callable[[], QueueSelector]
+    description: str = ""

@@ -1,0 +1,113 @@
+"""Typed records that registration hooks yield, and the small protocols behind them.
+
+A plugin says what it provides by yielding these from a hook; the host decides order,
+rejects duplicates with a clear error, and builds the objects when it needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
+
+from .router.strategy import QueueSelectorSpec, StrategySpec
+
+if TYPE_CHECKING:
+    from .model import Interaction, Message
+
+__all__ = [
+    "AwardSpec",
+    "Channel",
+    "ChannelSpec",
+    "ConfigSpec",
+    "ReportSpec",
+    "RouteSpec",
+    "Score",
+    "ScorerSpec",
+    "QueueSelectorSpec",
+    "StrategySpec",
+]
+
+
+class Channel(Protocol):
+    """A channel adapter: owns a transport, never routing.
+
+    `run` receives contacts and hands them to the app (`app.submit(...)`) until cancelled.
+    An adapter tells its sender "accepted" only after `submit` returned, because that is
+    when the interaction is durable. `deliver` sends an agent's message to the customer.
+    """
+
+    name: str
+
+    async def run(self, app: Any) -> None: ...
+
+    async def deliver(self, interaction: Interaction, message: Message) -> None: ...
+
+
+class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Yielded by `omniroute_channels`. `factory(config, app)` builds the adapter; `config`
+    is the plugin's decoded `[plugins.NAME]` section (or None)."""
+
+    name: str
+    factory: Callable[[Any, Any], Channel]
+    description: str = ""
+
+
+class ConfigSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Yielded by `omniroute_config_sections`: `[plugins.<section>]` decodes into `type`.
+
+    `type` is a msgspec Struct; errors read `plugins.<section>.<field>: ...`.
+    """
+
+    section: str
+    type: type
+
+
+class RouteSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Yielded by `omniroute_web_routes`: an extra HTTP/WebSocket route under `path`.
+
+    `endpoint` is an ASGI-style handler; `role` is the least role allowed
+    ("public", "agent", "supervisor", "admin").
+    """
+
+    path: str
+    endpoint: Callable[..., Any]
+    methods: Sequence[str] = ("GET",)
+    role: str = "agent"
+    websocket: bool = False
+
+
+class Score(msgspec.Struct, frozen=True, kw_only=True):
+    """A QA result for one interaction: `value` out of `out_of` on a named scorecard."""
+
+    scorecard: str
+    value: float
+    out_of: float = 100.0
+    items: dict[str, float] = {}
+    comment: str = ""
+
+
+class ScorerSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Yielded by `omniroute_qa_scorers`: scores completed interactions automatically."""
+
+    name: str
+    score: Callable[..., Score | None | Awaitable[Score | None]]
+    description: str = ""
+
+
+class AwardSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Returned by `omniroute_award`: points or a badge for an agent."""
+
+    agent_id: str
+    points: int = 0
+    badge: str | None = None
+    reason: str = ""
+
+
+class ReportSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Yielded by `omniroute_reports`: a report that can be built over a time range."""
+
+    name: str
+    build: Callable[..., Any]
+    description: str = ""

@@ -1,0 +1,126 @@
+"""Pytest fixtures for omniroute and its plugin authors.
+
+Installed as the pytest plugin `omniroute` (entry point `pytest11`), so every test run
+in an environment with omniroute loads this module. Importing it therefore only defines
+classes and fixtures: it registers nothing, reads no environment and starts nothing.
+
+* `plugin_host`: a `PluginHost` with built-ins but no entry points, so tests do not
+  depend on what else is installed.
+* `register_plugin`: registers a plugin (object or module) on `plugin_host` for one test.
+* `echo_channel`: an `EchoChannel`, registered as channel "echo", that a test drives by
+  hand.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+from . import hookimpl
+from .model import Customer, Identity, Interaction, Message
+from .plugins import PluginError, PluginHost
+from .specs import ChannelSpec
+
+__all__ = ["EchoChannel", "echo_channel", "plugin_host", "register_plugin"]
+
+
+class EchoChannel:
+    """A channel with no transport: a test makes contacts and reads what was delivered.
+
+    `run` only waits until cancelled; `contact()` builds an Interaction on channel "echo"
+    (submitting it to the app is the test's move); `deliver` records agents' messages.
+    """
+
+    name = "echo"
+
+    def __init__(self) -> None:
+        self.app: Any = None
+        self.running = False
+        self.contacts: list[Interaction] = []
+        self.delivered: list[tuple[Interaction, Message]] = []
+        self._ids = itertools.count(1)
+
+    async def run(self, app: Any) -> None:
+        self.app = app
+        self.running = True
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.running = False
+
+    def contact(
+        self, queue: str = "default", *, address: str = "customer-1", **fields: Any
+    ) -> Interaction:
+        """A new inbound interaction from `address`; `fields` go to `Interaction`."""
+        number = next(self._ids)
+        fields.setdefault("id", f"echo-{number}")
+        fields.setdefault(
+            "customer", Customer(id=address, identities=[Identity(self.name, address)])
+        )
+        interaction = Interaction(channel=self.name, queue=queue, **fields)
+        self.contacts.append(interaction)
+        return interaction
+
+    async def deliver(self, interaction: Interaction, message: Message) -> None:
+        self.delivered.append((interaction, message))
+
+    def messages(self, interaction_id: str) -> list[str]:
+        """Texts delivered so far for one interaction, in order."""
+        return [m.text for i, m in self.delivered if i.id == interaction_id]
+
+
+class _EchoPlugin:
+    """Provides one given EchoChannel instance as channel "echo"."""
+
+    def __init__(self, channel: EchoChannel) -> None:
+        self.channel = channel
+
+    @hookimpl
+    def omniroute_channels(self) -> Iterator[ChannelSpec]:
+        yield ChannelSpec(
+            name=self.channel.name,
+            factory=lambda config, app: self.channel,
+            description="test channel driven by hand",
+        )
+
+
+@pytest.fixture
+def plugin_host() -> PluginHost:
+    """A PluginHost with the built-ins and no entry-point plugins: hermetic."""
+    return PluginHost(entry_points=False)
+
+
+@pytest.fixture
+def register_plugin(plugin_host: PluginHost) -> Iterator[Callable[..., str]]:
+    """`register_plugin(plugin, name=None) -> name`: registered on `plugin_host` until the
+    test ends."""
+    names: list[str] = []
+
+    def register(plugin: object, name: str | None = None) -> str:
+        registered = plugin_host.register(plugin, name=name)
+        if registered is None:
+            raise PluginError(f"plugin name {name!r} is blocked on this host")
+        names.append(registered)
+        return registered
+
+    yield register
+    for name in reversed(names):
+        plugin_host.unregister(name)
+
+
+@pytest.fixture
+def echo_channel(register_plugin: Callable[..., str]) -> EchoChannel:
+    """An EchoChannel, provided to `plugin_host` as channel "echo"."""
+    channel = EchoChannel()
+    register_plugin(_EchoPlugin(channel), name="omniroute.testing.echo")
+    return channel
+
+
+# ------------------------------------------------------------------ app
+# The `app` fixture goes here: an omniroute app built from a dict config on `plugin_host`
+# (with a virtual clock and the memory store), so a plugin test can submit interactions
+# through `echo_channel` and watch events. It comes with the app itself.
