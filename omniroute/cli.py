@@ -19,7 +19,8 @@ from typing import Any
 import msgspec
 
 from . import __version__
-from .config import ConfigError, load, validate_with_host
+from .config import check as check_config
+from .config import load
 
 __all__ = ["COMMANDS", "Command", "build_parser", "command", "main", "plugin_host"]
 
@@ -104,15 +105,15 @@ def check(args: argparse.Namespace) -> int:
 
     source = str(args.config)
     try:
-        config = load(args.config)
-        validate_with_host(config, plugin_host())
-    except ConfigError as exc:
-        for line in exc.errors:
+        errors = check_config(args.config, plugin_host())
+    except PluginError as exc:
+        return _error(f"cannot load plugins: {exc}")
+    if errors:
+        for line in errors:
             # Syntax and file errors already start with the file name.
             print(line if line.startswith(f"{source}:") else f"{source}: {line}", file=sys.stderr)
         return 1
-    except PluginError as exc:
-        return _error(f"cannot load plugins: {exc}")
+    config = load(args.config)
     print(f"ok: {_count(len(config.queues), 'queue')}, {_count(len(config.agents), 'agent')}")
     return 0
 

@@ -198,8 +198,26 @@ def check(path: str | os.PathLike[str], host: PluginRegistries) -> list[str]:
     try:
         validate_with_host(load(path), host)
     except ConfigError as exc:
-        return exc.errors
-    return []
+        errors = list(exc.errors)
+    else:
+        return []
+    # The file did not decode: still name the strategies no plugin provides.
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return errors
+    strategies = host.strategies()
+    queues = raw.get("queues")
+    for i, queue in enumerate(queues if isinstance(queues, list) else []):
+        name = queue.get("strategy") if isinstance(queue, dict) else None
+        if isinstance(name, str) and name not in strategies:
+            line = (
+                f'queues[{i}].strategy: unknown strategy "{name}"; '
+                f"installed: {_listing(strategies)}"
+            )
+            if line not in errors:
+                errors.append(line)
+    return _in_document_order(errors, [*Config.__struct_fields__])
 
 
 def _section_types(sections: Mapping[str, Any]) -> dict[str, type]:

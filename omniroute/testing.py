@@ -121,6 +121,39 @@ def echo_channel(register_plugin: Callable[..., str]) -> EchoChannel:
 
 
 # ------------------------------------------------------------------ app
-# The `app` fixture goes here: an omniroute app built from a dict config on `plugin_host`
-# (with a virtual clock and the memory store), so a plugin test can submit interactions
-# through `echo_channel` and watch events. It comes with the app itself.
+
+
+@pytest.fixture
+def app(plugin_host: PluginHost) -> Callable[..., Any]:
+    """`app(config_dict, *, clock=None, store=None) -> App`: an app on `plugin_host`.
+
+    The clock defaults to a fresh `VirtualClock` (move it with `app.clock.advance(s)`)
+    and the store to a `MemoryStore(encode=True)`, so every event must survive JSON.
+    Pass the same store to a second app to test a restart. Run it for a block:
+
+        async with app(config).running() as running:
+            await running.submit(echo_channel.contact("support"))
+            await anyio.wait_all_tasks_blocked()  # let timers and observers catch up
+
+    The channel "echo" runs only if the config has a `plugins.echo` table, which needs a
+    registered `ConfigSpec(section="echo", ...)`.
+    """
+    # Imported here: this module loads in every pytest run, and most never build an app.
+    from collections.abc import Mapping
+
+    from .app import App
+    from .clock import Clock, VirtualClock
+    from .config import from_dict
+    from .store import MemoryStore, Store
+
+    def make_app(
+        config: Mapping[str, Any], *, clock: Clock | None = None, store: Store | None = None
+    ) -> App:
+        return App(
+            from_dict(config),
+            clock=clock if clock is not None else VirtualClock(),
+            store=store if store is not None else MemoryStore(encode=True),
+            host=plugin_host,
+        )
+
+    return make_app

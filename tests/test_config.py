@@ -705,7 +705,12 @@ def test_check_returns_every_line_and_accepts_section_records(tmp_path: Path) ->
         '[[queues]]\nname = "a"\nstrategy = "nope"\n[plugins.telegram]\ntoken = "${T}"\n'
     )
     host = FakeHost({"telegram": SectionRecord("telegram", TelegramConfig)})
-    assert check(path, host) == ["plugins.telegram.token: environment variable T is not set"]
+    # The secret is missing, so the file does not decode; the strategy is named anyway.
+    assert check(path, host) == [
+        'queues[0].strategy: unknown strategy "nope"; '
+        "installed: best-skill, fewest-answered, least-talk-time, longest-idle, round-robin",
+        "plugins.telegram.token: environment variable T is not set",
+    ]
     path.write_text('[[queues]]\nname = "a"\nstrategy = "nope"\n[plugins.telegram]\ntoken = "x"\n')
     assert check(path, host) == [
         'queues[0].strategy: unknown strategy "nope"; '

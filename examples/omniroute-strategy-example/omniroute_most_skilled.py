@@ -36,6 +36,6 @@ _STRATEGY = MostSkilled()
 def omniroute_strategies() -> Iterator[StrategySpec]:
     yield StrategySpec(
         name=MostSkilled.name,
-        factory=lambda queue: _STRATEGY,
+        factory=lambda queue, routing: _STRATEGY,
         description="Highest total level in the required skills, then longest idle.",
     )

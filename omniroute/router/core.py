@@ -80,13 +80,13 @@ class Router:
         self.offers: dict[str, PendingOffer] = {}
         self.stats: dict[str, QueueKpis] = {}
         self.last_agent: dict[str, str] = {}  # customer id -> the agent who served them last
-        self._stats_until: dict[str, float] = {}
-        self._profile_buckets: dict[int, list[Bucket]] = {}
+        self._profile_buckets: dict[int, dict[str, list[Bucket]]] = {}
         self._timers: list[tuple[float, int, Callable[[Any], None], Any]] = []
-        self._lanes: dict[Any, deque[tuple[float, Callable[[Any], None], Any]]] = {}
         self._seq = itertools.count(1)
         self._arrivals = itertools.count(1)
         self._offer_count = 0
+        self._free: dict[str, int] = {}  # channel -> agents who can take one more now
+        self._replaying = False
         self._firing = False
         self._requeued: list[Waiting] = []  # back in line: match them before anything else
         self._released: list[AgentStatus] = []  # capacity freed: let them pull new work
@@ -351,7 +351,9 @@ class Router:
         if now > self.now:
             self.now = now
 
-    def _at(self, due: float, fn: Callable[[Any], None], arg: Any, lane: Any = None) -> None:
+    def _at(
+        self, due: float, fn: Callable[[Any], None], arg: Any, lane: deque[Any] | None = None
+    ) -> None:
         """Run `fn(arg)` at `due`.
 
         Most timers come in lanes whose deadlines never decrease (every SLA breach of a
@@ -361,9 +363,7 @@ class Router:
         if due == math.inf:
             return
         if lane is not None:
-            q = self._lanes.get(lane)
-            if q is None:
-                q = self._lanes[lane] = deque()
+            q = lane
             if not q:
                 heapq.heappush(self._timers, (due, next(self._seq), self._lane_due, q))
                 q.append((due, fn, arg))
@@ -416,7 +416,7 @@ class Router:
         """Today's KPIs of a queue (live service level, ASA, abandon rate...)."""
         if queue not in self.queues:
             raise RouterError(f'unknown queue "{queue}"')
-        return self._stats(queue, self.now)
+        return self._stats(self.queues[queue], self.now)
 
     def explain(self, interaction_id: str) -> dict[str, Any]:
         """Why an interaction is where it is: who could take it, and why nobody has."""
@@ -476,12 +476,16 @@ class Router:
 
     def rebuild(self, events: Iterable[ev.Event]) -> None:
         """Apply stored events to a fresh router, then resume routing from there."""
-        for event in events:
-            if event.at > self.now:
-                self.now = event.at
-            apply = self._appliers.get(type(event))
-            if apply is not None:
-                apply(event)
+        self._replaying = True
+        try:
+            for event in events:
+                if event.at > self.now:
+                    self.now = event.at
+                apply = self._appliers.get(type(event))
+                if apply is not None:
+                    apply(event)
+        finally:
+            self._replaying = False
         self.outbox.clear()
         self._requeued.clear()
         self._released.clear()
@@ -504,10 +508,12 @@ class Router:
             agent = self.agents.get(w.ix.preferred_agent)
             if agent is not None and agent.can_take(w.ix.channel):
                 note = f"preferred agent, reserved until {w.preferred_until:.0f}"
-                self._make_offer(w, agent, w.queue.strategy, self._single(w, agent, trigger, note))
+                self._make_offer(w, agent, self._single(w, agent, trigger, note))
             return
-        excluded = w.declined
         channel = w.ix.channel
+        if not self._free.get(channel):
+            return  # nobody anywhere can take one more on this channel
+        excluded = w.declined
         best: tuple[Any, AgentStatus, Bucket] | None = None
         considered: list[tuple[Any, AgentStatus]] = []
         ring: list[AgentStatus] = []
@@ -537,7 +543,7 @@ class Router:
             ids = {a.id: a for a in ring}
             for agent in sorted(ids.values(), key=lambda a: a.ordinal):
                 explanation = self._single(w, agent, trigger, f"ring-all: {len(ids)} agents")
-                self._make_offer(w, agent, w.queue.strategy, explanation)
+                self._make_offer(w, agent, explanation)
             return
         if best is None:
             return
@@ -551,49 +557,55 @@ class Router:
             trigger=trigger,
             note="" if bucket.queue is w.queue else f"overflow to {bucket.queue.name}",
         )
-        self._make_offer(w, agent, bucket.queue.strategy, explanation)
+        self._make_offer(w, agent, explanation)
 
     def _pull(self, agent: AgentStatus) -> None:
         """A freed agent takes the next interaction among all the queues they serve."""
-        while agent.presence is Presence.READY:
-            chosen = self._reserved_for(agent)
-            if chosen is not None:
-                w, note = chosen, "reserved for this agent (preferred or transferred)"
-                self._make_offer(
-                    w, agent, w.queue.strategy, self._single(w, agent, "agent-free", note)
-                )
-                continue
-            best = None
-            best_key = None
-            best_bucket = None
+        profile = agent.profile
+        if profile is None:
+            return
+        by_channel = self._buckets_for(profile)
+        key = self.selector.key
+        agent_id = agent.id
+        while agent.free:  # the channels the agent can take one more on (kept by _touch)
+            if agent.reserved:
+                chosen = self._reserved_for(agent)
+                if chosen is not None:
+                    note = "reserved for this agent (preferred or transferred)"
+                    explanation = self._single(chosen, agent, "agent-free", note)
+                    self._make_offer(chosen, agent, explanation)
+                    continue
+            best = best_key = best_bucket = None
             now = self.now
-            key = self.selector.key
-            candidates = 0
-            for bucket in self._buckets_for(agent.profile):  # type: ignore[arg-type]
-                if not bucket.heap or not agent.can_take(bucket.channel):
-                    continue
-                w = bucket.head()
-                if w is None:
-                    continue
-                if w.declined and agent.id in w.declined:
-                    w = _head_excluding(bucket, agent.id)
-                    if w is None:
+            for channel in agent.free:
+                for bucket in by_channel.get(channel, ()):
+                    heap = bucket.heap
+                    if not heap:
                         continue
-                candidates += 1
-                k = key(w, now)
-                if best_key is None or k < best_key:
-                    best, best_key, best_bucket = w, k, bucket
+                    entry = heap[0]
+                    w = entry[3]
+                    if w.version != entry[2]:
+                        w = bucket.head()
+                        if w is None:
+                            continue
+                    if w.declined and agent_id in w.declined:
+                        w = _head_excluding(bucket, agent_id)
+                        if w is None:
+                            continue
+                    k = key(w, now)
+                    if best_key is None or k < best_key:
+                        best, best_key, best_bucket = w, k, bucket
             if best is None or best_bucket is None:
                 return
-            note = f"first of {candidates} waiting by {self.selector.name}"
-            explanation = Explanation(
-                strategy=best_bucket.queue.strategy.name,
-                requirement=best_bucket.requirement,
-                candidates=[Candidate(agent.id, None)],
-                trigger="agent-free",
-                note=note,
-            )
-            self._make_offer(best, agent, best_bucket.queue.strategy, explanation)
+            explanation = best_bucket.pull_explanation
+            if explanation is None:
+                explanation = best_bucket.pull_explanation = Explanation(
+                    strategy=best_bucket.queue.strategy.name,
+                    requirement=best_bucket.requirement,
+                    trigger="agent-free",
+                    note=f"the freed agent's next interaction, by {self.selector.name}",
+                )
+            self._make_offer(best, agent, explanation)
 
     def _reserved_for(self, agent: AgentStatus) -> Waiting | None:
         reserved = agent.reserved
@@ -616,9 +628,7 @@ class Router:
             note=note,
         )
 
-    def _make_offer(
-        self, w: Waiting, agent: AgentStatus, strategy: Strategy, explanation: Explanation
-    ) -> None:
+    def _make_offer(self, w: Waiting, agent: AgentStatus, explanation: Explanation) -> None:
         self._offer_count += 1
         oid = f"o{self._offer_count}"
         expires = self.now + w.queue.config.offer_timeout
@@ -772,10 +782,10 @@ class Router:
         w = Waiting(ix, queue, next(self._arrivals))
         self.active[ix.id] = w
         queue.waiting[ix.id] = w
-        self._stats(queue.name, e.at).on_offered()
+        self._stats(queue, e.at).on_offered()
         self._set_requirements(w)
         w.sla_deadline = self._after(queue, w.enqueued_at, queue.config.sla.seconds)
-        self._at(w.sla_deadline, self._sla_due, w, ("sla", queue.name))
+        self._at(w.sla_deadline, self._sla_due, w, queue.lanes.sla)
         self._arm_segment(w, e.at)
         if ix.preferred_agent and queue.config.preferred_agent_wait > 0:
             w.preferred_until = e.at + queue.config.preferred_agent_wait
@@ -794,10 +804,11 @@ class Router:
         self._load(agent, offer.channel, +1)
         w.queue.strategy.on_offer(agent)
         self._touch(agent)
-        self._at(e.expires_at, self._offer_expired, e.offer_id, ("offer", w.queue.name))
-        n = e.offer_id[1:]
-        if n.isdigit() and int(n) > self._offer_count:
-            self._offer_count = int(n)
+        self._at(e.expires_at, self._offer_expired, e.offer_id, w.queue.lanes.offer)
+        if self._replaying:  # continue numbering after the offers in the log
+            n = e.offer_id[1:]
+            if n.isdigit() and int(n) > self._offer_count:
+                self._offer_count = int(n)
 
     def _on_declined(self, e: ev.OfferDeclined) -> None:
         self._drop_offer(e.offer_id, decliner=True)
@@ -820,9 +831,10 @@ class Router:
         else:  # a supervisor's direct assignment: take the capacity now
             w.version += 1
             self._load(agent, w.ix.channel, +1)
-        for other in list(w.offers.values()):  # ring-all: the others stop ringing
-            self._release(self.offers.pop(other))
-        w.offers.clear()
+        if w.offers:  # ring-all: the others stop ringing
+            for other in list(w.offers.values()):
+                self._release(self.offers.pop(other))
+            w.offers.clear()
         ix = w.ix
         ix.state = S.ASSIGNED
         ix.agent = agent.id
@@ -832,7 +844,7 @@ class Router:
         if ix.answered_at is None:
             ix.answered_at = e.at
             w.answered = True
-            self._stats(w.queue.name, e.at).on_answered(self._wait(w, e.at))
+            self._stats(w.queue, e.at).on_answered(self._wait(w, e.at))
         agent.work.add(ix.id)
         agent.answered += 1
         agent.missed_in_row = 0
@@ -870,7 +882,7 @@ class Router:
     def _on_abandoned(self, e: ev.Abandoned) -> None:
         w = self.active[e.interaction_id]
         self._release_offers(w)
-        self._stats(w.queue.name, e.at).on_abandoned(self._wait(w, e.at))
+        self._stats(w.queue, e.at).on_abandoned(self._wait(w, e.at))
         self._end(w, S.ABANDONED, e.at)
 
     def _on_completed(self, e: ev.Completed) -> None:
@@ -879,18 +891,18 @@ class Router:
         w.ix.state = S.WRAP_UP
         w.ix.ended_at = e.wrap_up_until
         agent.talk_time += e.at - w.assigned_at
-        self._at(e.wrap_up_until, self._wrap_up_due, (w, e.wrap_up_until), ("wrap", w.queue.name))
+        self._at(e.wrap_up_until, self._wrap_up_due, (w, e.wrap_up_until), w.queue.lanes.wrap)
 
     def _on_wrap_up_ended(self, e: ev.WrapUpEnded) -> None:
         w = self.active[e.interaction_id]
-        self._stats(w.queue.name, e.at).on_completed(e.at - w.assigned_at)
+        self._stats(w.queue, e.at).on_completed(e.at - w.assigned_at)
         self._leave_agent(w, e.at)
         self._end(w, S.COMPLETED, e.at)
 
     def _on_closed(self, e: ev.Closed) -> None:
         w = self.active[e.interaction_id]
         self._release_offers(w)
-        self._stats(w.queue.name, e.at).closed += 1
+        self._stats(w.queue, e.at).closed += 1
         self._end(w, S.CLOSED, e.at)
 
     def _on_callback_requested(self, e: ev.CallbackRequested) -> None:
@@ -929,7 +941,7 @@ class Router:
     def _on_breached(self, e: ev.SlaBreached) -> None:
         w = self.active[e.interaction_id]
         w.breached = True
-        self._stats(w.queue.name, e.at).breached += 1
+        self._stats(w.queue, e.at).breached += 1
 
     def _on_agent_state(self, e: ev.AgentStateChanged) -> None:
         agent = self.agents[e.agent_id]
@@ -1013,19 +1025,33 @@ class Router:
             agent.exclusive_load += delta
 
     def _touch(self, agent: AgentStatus) -> None:
-        """The agent changed: stale their heap entries and push fresh ones where available."""
+        """The agent changed: stale their heap entries, recount the channels they can take
+        one more on, and push fresh entries there. (`AgentStatus.can_take`, inlined.)"""
         agent.version += 1
-        version = agent.version
         profile = agent.profile
-        if profile is None or agent.id not in profile.agents:
+        if profile is None:
             return
-        free = profile.free
+        free, total = profile.free, self._free
         for channel in agent.free:
             free[channel] -= 1
-        agent.free = [c for c in agent.config.capacity if agent.can_take(c)]
+            total[channel] -= 1
+        if agent.presence is not Presence.READY or agent.exclusive_load:
+            agent.free = []
+            return
+        capacity = agent.config.capacity
+        if agent.total_load == 0:
+            channels = [c for c, n in capacity.items() if n > 0]
+        else:
+            load, exclusive = agent.load, agent.exclusive
+            channels = [
+                c for c, n in capacity.items() if load.get(c, 0) < n and c not in exclusive
+            ]
+        agent.free = channels
+        version = agent.version
         heaps_by_channel = profile.heaps
-        for channel in agent.free:
+        for channel in channels:
             free[channel] = free.get(channel, 0) + 1
+            total[channel] = total.get(channel, 0) + 1
             heaps = heaps_by_channel.get(channel)
             if not heaps:
                 continue
@@ -1042,6 +1068,7 @@ class Router:
             profile.agents.pop(agent.id, None)
             for channel in agent.free:
                 profile.free[channel] -= 1
+                self._free[channel] -= 1
         agent.free = []
         agent.profile = None
 
@@ -1091,10 +1118,14 @@ class Router:
             self._profile_buckets.clear()
         return bucket
 
-    def _buckets_for(self, profile: Profile) -> list[Bucket]:
+    def _buckets_for(self, profile: Profile) -> dict[str, list[Bucket]]:
+        """The buckets a profile's agents may serve, by channel (cached until a new one)."""
         buckets = self._profile_buckets.get(profile.id)
         if buckets is None:
-            buckets = [b for b in self.buckets.values() if profile in b.profiles]
+            buckets = {}
+            for bucket in self.buckets.values():
+                if profile in bucket.profiles:
+                    buckets.setdefault(bucket.channel, []).append(bucket)
             self._profile_buckets[profile.id] = buckets
         return buckets
 
@@ -1131,8 +1162,9 @@ class Router:
     def _enqueue(self, w: Waiting) -> None:
         """(Re)place a waiting interaction in its buckets, at its original place."""
         w.version += 1
-        aging = w.queue.config.aging
-        priority = w.ix.priority
+        config = w.queue.config
+        w.aging = aging = config.aging
+        w.rank = priority = config.priority + w.ix.priority
         w.order_key = (
             w.enqueued_at - priority * aging if aging > 0 else w.enqueued_at - priority * 1e12
         )
@@ -1140,7 +1172,7 @@ class Router:
             agent = self.agents[w.ix.preferred_agent]  # type: ignore[index]
             if agent.presence is not Presence.OFFLINE:
                 agent.reserved.append(w)
-                self._at(w.preferred_until, self._preference_due, w, ("pref", w.queue.name))
+                self._at(w.preferred_until, self._preference_due, w, w.queue.lanes.preferred)
                 return
         w.preferred_until = 0.0
         entry = (w.order_key, w.seq, w.version, w)
@@ -1154,13 +1186,13 @@ class Router:
         self._arm_ladder(w)
         max_wait = w.queue.config.max_wait
         if max_wait:
-            self._at(at + max_wait, self._max_wait_due, (w, at), ("max", w.queue.name))
+            self._at(at + max_wait, self._max_wait_due, (w, at), w.queue.lanes.max_wait)
 
     def _arm_ladder(self, w: Waiting) -> None:
         ladder = w.queue.ladder
         if w.ladder_index < len(ladder):
             due = self._after(w.queue, w.segment_start, ladder[w.ladder_index].after)
-            lane = ("ladder", w.queue.name, w.ladder_index)
+            lane = w.queue.lanes.ladder[w.ladder_index]
             self._at(due, self._ladder_due, (w, w.ladder_index), lane)
 
     def _after(self, queue: QueueRuntime, start: float, seconds: float) -> float:
@@ -1175,15 +1207,15 @@ class Router:
             return now - w.enqueued_at
         return calendar.open_seconds(w.enqueued_at, now)
 
-    def _stats(self, queue: str, at: float) -> QueueKpis:
-        stats = self.stats.get(queue)
-        if stats is None or at >= self._stats_until[queue]:
-            runtime = self.queues[queue]
-            day, until = _day_of(runtime, at)
-            sla = runtime.config.sla
-            stats = QueueKpis(queue=queue, period=day, threshold=sla.seconds, target=sla.target)
-            self.stats[queue] = stats
-            self._stats_until[queue] = until
+    def _stats(self, queue: QueueRuntime, at: float) -> QueueKpis:
+        """Today's KPIs of a queue; a new day (in the queue's time zone) starts afresh."""
+        if at < queue.stats_until:
+            return queue.stats
+        day, until = _day_of(queue, at)
+        sla = queue.config.sla
+        stats = QueueKpis(queue=queue.name, period=day, threshold=sla.seconds, target=sla.target)
+        self.stats[queue.name] = queue.stats = stats
+        queue.stats_until = until
         return stats
 
     def _drop_offer(self, offer_id: str, *, decliner: bool) -> None:

@@ -21,11 +21,11 @@ hookimpl = pluggy.HookimplMarker("omniroute")
 
 
 def effective_priority(waiting: Waiting, now: float) -> float:
-    """Priority plus one level per `aging` seconds waited, so nothing starves."""
-    aging = waiting.queue.config.aging
-    if aging <= 0:
-        return float(waiting.ix.priority)
-    return waiting.ix.priority + (now - waiting.enqueued_at) / aging
+    """Queue priority plus interaction priority, plus one level per `aging` seconds
+    waited, so nothing starves."""
+    if waiting.aging <= 0:
+        return float(waiting.rank)
+    return waiting.rank + (now - waiting.enqueued_at) / waiting.aging
 
 
 class PrioritySlaWait:
@@ -35,7 +35,11 @@ class PrioritySlaWait:
     name = "priority-sla-wait"
 
     def key(self, waiting: Waiting, now: float) -> Any:
-        level = math.floor(effective_priority(waiting, now))
+        aging = waiting.aging
+        if aging > 0:
+            level = waiting.rank + math.floor((now - waiting.enqueued_at) / aging)
+        else:
+            level = waiting.rank
         return (-level, waiting.sla_deadline, waiting.enqueued_at, waiting.seq)
 
 

@@ -10,6 +10,7 @@ per (bucket, profile) pair, not per agent. Heaps use lazy deletion: an entry car
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -128,10 +129,35 @@ class Profile:
         return all(skills.get(s, 0) >= lvl for s, lvl in requirement.items())
 
 
-class QueueRuntime:
-    """A configured queue with its strategy instance and calendar."""
+class Lanes:
+    """FIFO timer lanes of one queue: in each, deadlines come in non-decreasing order."""
 
-    __slots__ = ("calendar", "config", "ladder", "name", "plain_buckets", "strategy", "waiting")
+    __slots__ = ("ladder", "max_wait", "offer", "preferred", "sla", "wrap")
+
+    def __init__(self, rungs: int) -> None:
+        self.sla: deque[Any] = deque()
+        self.offer: deque[Any] = deque()
+        self.wrap: deque[Any] = deque()
+        self.preferred: deque[Any] = deque()
+        self.max_wait: deque[Any] = deque()
+        self.ladder: list[deque[Any]] = [deque() for _ in range(rungs)]
+
+
+class QueueRuntime:
+    """A configured queue with its strategy instance, calendar, timers and today's KPIs."""
+
+    __slots__ = (
+        "calendar",
+        "config",
+        "ladder",
+        "lanes",
+        "name",
+        "plain_buckets",
+        "stats",
+        "stats_until",
+        "strategy",
+        "waiting",
+    )
 
     def __init__(self, config: Queue, strategy: Strategy, calendar: Calendar | None) -> None:
         self.name = config.name
@@ -141,12 +167,24 @@ class QueueRuntime:
         self.ladder = config.escalation
         self.waiting: dict[str, Waiting] = {}  # waiting or offered, by interaction id
         self.plain_buckets: dict[str, Bucket] = {}  # channel -> bucket of its own skills
+        self.lanes = Lanes(len(config.escalation))
+        self.stats: Any = None  # QueueKpis of the current day, kept by the router
+        self.stats_until = float("-inf")
 
 
 class Bucket:
     """Interactions waiting in one queue, on one channel, for one requirement."""
 
-    __slots__ = ("channel", "group_keys", "heap", "key", "profiles", "queue", "requirement")
+    __slots__ = (
+        "channel",
+        "group_keys",
+        "heap",
+        "key",
+        "profiles",
+        "pull_explanation",
+        "queue",
+        "requirement",
+    )
 
     def __init__(self, queue: QueueRuntime, channel: str, requirement: Mapping[str, int]):
         self.queue = queue
@@ -156,6 +194,7 @@ class Bucket:
         self.heap: list[tuple[float, int, int, Waiting]] = []
         self.profiles: list[Profile] = []  # eligible profiles, kept by the router
         self.group_keys: dict[int, Any] = {}  # profile id -> strategy.group_key
+        self.pull_explanation: Any = None  # shared by every agent-free decision here
 
     def head(self) -> Waiting | None:
         """The first live interaction, dropping stale entries on the way."""
@@ -172,12 +211,14 @@ class Waiting:
     """Routing state of one interaction that is not yet assigned (or went back)."""
 
     __slots__ = (
+        "aging",
         "answered",
         "assigned_at",
         "breached",
         "buckets",
         "declined",
         "enqueued_at",
+        "id",
         "ix",
         "ladder_index",
         "maxed",
@@ -185,6 +226,7 @@ class Waiting:
         "order_key",
         "preferred_until",
         "queue",
+        "rank",
         "relax",
         "requirements",
         "segment_start",
@@ -195,6 +237,7 @@ class Waiting:
 
     def __init__(self, ix: Interaction, queue: QueueRuntime, seq: int) -> None:
         self.ix = ix
+        self.id = ix.id
         self.queue = queue
         self.seq = seq
         self.enqueued_at = ix.enqueued_at
@@ -213,10 +256,8 @@ class Waiting:
         self.preferred_until = 0.0
         self.assigned_at = 0.0
         self.maxed = False  # on_max_wait applied for this segment
-
-    @property
-    def id(self) -> str:
-        return self.ix.id
+        self.rank = 0  # queue priority + interaction priority, set when (re)queued
+        self.aging = 0.0  # the queue's aging, set when (re)queued
 
     @property
     def priority(self) -> int:

@@ -1,0 +1,406 @@
+"""The running contact center: the router, its store, its timers, channels and observers.
+
+The router is synchronous and does no I/O; this is the asynchronous shell around it.
+A command runs the router (atomic on the event loop, so commands never interleave),
+makes the events it emitted durable in the store, and only then returns, publishes them
+to observers and wakes the timer loop. Observers (plugins, live subscribers) run off
+the hot path: a slow or failing one never delays routing.
+
+Writes are group commits: events join a pending list in the router's order, and
+whichever command holds the write lock appends everything pending in one batch, so
+the log order is the router's order and a slow store sees fewer, larger appends.
+
+If an append fails, the router already holds state the log lacks; the app stops
+(fail-stop) and `run` raises StoreError, so a restart rebuilds from the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import anyio
+import anyio.abc
+import msgspec
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from . import events as ev
+from .clock import Clock, RealClock
+from .config import Config, from_dict, validate_with_plugins
+from .model import Interaction, Presence
+from .plugins import PluginHost
+from .router.core import Router, RouterError
+from .specs import Channel
+from .store import Store, StoreError, open_store
+
+__all__ = ["HOOKS_BY_EVENT", "App", "RouterError"]
+
+logger = logging.getLogger("omniroute.app")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: The specific notification hook for an event type (every event also goes to
+#: `omniroute_event`, first).
+HOOKS_BY_EVENT: dict[type[ev.Event], str] = {
+    ev.InteractionQueued: "omniroute_interaction_queued",
+    ev.Offered: "omniroute_interaction_offered",
+    ev.Assigned: "omniroute_interaction_assigned",
+    ev.Transferred: "omniroute_interaction_transferred",
+    ev.Abandoned: "omniroute_interaction_abandoned",
+    ev.Completed: "omniroute_interaction_completed",
+    ev.SlaAtRisk: "omniroute_sla_at_risk",
+    ev.SlaBreached: "omniroute_sla_breached",
+    ev.AgentStateChanged: "omniroute_agent_state_changed",
+}
+
+
+class App:
+    """One contact center: what `omniroute serve` runs, and what tests and embedders build.
+
+    Build it, then run it once, in a task group (`await tg.start(app.run)`) or with
+    `async with app.running():`. Commands are allowed while it runs. To restart, build a
+    new App on the same store: it resumes from the log.
+
+    The store passed in belongs to the caller; a store the app opened from `[store]`
+    is closed by the app when it stops.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        host: PluginHost | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self.host = host if host is not None else PluginHost()
+        strategies = self.host.strategies()
+        selectors = self.host.queue_selectors()
+        sections = {name: spec.type for name, spec in self.host.config_sections().items()}
+        #: Decoded `[plugins.NAME]` sections, by name (only those present in the config).
+        self.plugin_config: dict[str, Any] = validate_with_plugins(
+            config,
+            strategies=strategies,
+            queue_selectors=selectors,
+            config_sections=sections,
+        )
+        self.router = Router(
+            queues=config.queues,
+            agents=config.agents,
+            clock=self.clock,
+            strategies=strategies,
+            selector=selectors[config.routing.queue_selection].factory(),
+            routing=config.routing,
+        )
+        self._owns_store = store is None
+        self.store: Store = store if store is not None else open_store(config.store)
+        #: Channels started by `run`, by name.
+        self.channels: dict[str, Channel] = {}
+
+        self._started = False
+        self._running = False
+        self._failure: StoreError | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        # Group commit: events staged in router order, written by whoever holds the lock.
+        self._pending: list[ev.Event] = []
+        self._staged = 0  # events ever staged
+        self._written = 0  # events ever written
+        self._write_lock = anyio.Lock()
+        # The timer loop's sleep, cancelled to wake it when an earlier deadline appears.
+        self._sleep: tuple[anyio.CancelScope, float | None] | None = None
+        self._to_observers: MemoryObjectSendStream[ev.Event]
+        self._for_observers: MemoryObjectReceiveStream[ev.Event]
+        self._to_observers, self._for_observers = anyio.create_memory_object_stream[ev.Event](
+            math.inf
+        )
+        self._subscribers: list[MemoryObjectSendStream[ev.Event]] = []
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **kwargs: Any) -> App:
+        """An app from an already parsed config document (tests build apps this way)."""
+        return cls(from_dict(data), **kwargs)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Start up, resume from the store, run channels, timers and observers until
+        cancelled; then shut down. Raises StoreError if the store failed meanwhile."""
+        if self._started:
+            raise RuntimeError("an App runs once; build a new one on the same store to restart")
+        self._started = True
+        try:
+            await self.host.notify("omniroute_startup", app=self)
+            await self._restore()
+            async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                self._running = True
+                tg.start_soon(self._observe, name="omniroute observers")
+                tg.start_soon(self._timer_loop, name="omniroute timers")
+                for name, spec in self.host.channels().items():
+                    if name in self.config.plugins:
+                        channel = spec.factory(self.plugin_config.get(name), self)
+                        self.channels[name] = channel
+                        tg.start_soon(self._run_channel, name, channel, name=f"channel {name}")
+                task_status.started()
+        finally:
+            self._running = False
+            with anyio.CancelScope(shield=True):
+                await self._shutdown()
+        if self._failure is not None:
+            raise self._failure
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[App]:
+        """Run the app in a task group for the duration of the block; cancel it after.
+
+        A lone error (from the block or from `run`) is raised as itself, not wrapped in
+        the task group's ExceptionGroup.
+        """
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.run)
+                try:
+                    yield self
+                finally:
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+
+    async def _restore(self) -> None:
+        """Rebuild routing state from the log, then write what resuming decided (offers
+        to agents freed meanwhile, timers that fell due while the app was down)."""
+        events = [event async for _, event in self.store.read()]
+        try:
+            self.router.rebuild(events)
+        except Exception as exc:
+            exc.add_note(
+                f"while rebuilding routing state from {len(events)} stored events; "
+                "does the config still name every queue and agent they refer to?"
+            )
+            raise
+        await self._flush(self._stage(self.router.drain()))
+
+    async def _shutdown(self) -> None:
+        await self.host.notify("omniroute_shutdown", app=self)
+        for subscriber in self._subscribers:
+            subscriber.close()
+        self._subscribers.clear()
+        if self._owns_store:
+            await self.store.close()
+
+    async def _run_channel(self, name: str, channel: Channel) -> None:
+        """A channel that crashes is logged and stays down; routing and the other
+        channels go on."""
+        try:
+            await channel.run(self)
+        except Exception:
+            logger.exception("channel %r stopped with an error; routing goes on without it", name)
+
+    # ------------------------------------------------------------------ commands
+
+    async def submit(self, interaction: Interaction) -> Interaction:
+        """Queue a new interaction; durable when this returns (acknowledge the sender then)."""
+        return _snapshot(await self._command(self.router.submit, interaction))
+
+    async def accept(self, offer_id: str, agent_id: str | None = None) -> Interaction:
+        return _snapshot(await self._command(self.router.accept, offer_id, agent_id))
+
+    async def decline(self, offer_id: str, agent_id: str | None = None) -> None:
+        await self._command(self.router.decline, offer_id, agent_id)
+
+    async def complete(self, interaction_id: str, agent_id: str | None = None) -> None:
+        await self._command(self.router.complete, interaction_id, agent_id)
+
+    async def end_wrap_up(self, interaction_id: str, agent_id: str | None = None) -> None:
+        await self._command(self.router.end_wrap_up, interaction_id, agent_id)
+
+    async def abandon(self, interaction_id: str) -> None:
+        await self._command(self.router.abandon, interaction_id)
+
+    async def transfer(
+        self,
+        interaction_id: str,
+        *,
+        to_agent: str | None = None,
+        to_queue: str | None = None,
+        agent_id: str | None = None,
+    ) -> None:
+        await self._command(
+            self.router.transfer,
+            interaction_id,
+            to_agent=to_agent,
+            to_queue=to_queue,
+            agent_id=agent_id,
+        )
+
+    async def requeue(self, interaction_id: str, reason: str = "requeued") -> None:
+        await self._command(self.router.requeue, interaction_id, reason)
+
+    async def assign(self, interaction_id: str, agent_id: str) -> Interaction:
+        return _snapshot(await self._command(self.router.assign, interaction_id, agent_id))
+
+    async def request_callback(self, interaction_id: str, number: str) -> None:
+        await self._command(self.router.request_callback, interaction_id, number)
+
+    async def set_presence(
+        self, agent_id: str, presence: Presence | str, reason: str | None = None
+    ) -> None:
+        await self._command(self.router.set_presence, agent_id, Presence(presence), reason)
+
+    async def _command(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a router command and return once its events are durable.
+
+        Events are drained even when the command raises: timers it fired first
+        changed the state, so their events must reach the log before the error does.
+        """
+        if self._failure is not None:
+            raise self._failure
+        if not self._running:
+            raise RuntimeError("the app is not running: `await tg.start(app.run)` first")
+        try:
+            return command(*args, **kwargs)
+        finally:
+            await self._flush(self._stage(self.router.drain()))
+
+    # ------------------------------------------------------------------ writing
+
+    def _stage(self, events: Sequence[ev.Event]) -> int:
+        """Queue events for the log in the router's order; return the count to wait for.
+
+        Synchronous, so it happens in the same step as the router call that emitted them.
+        """
+        if events:
+            self._pending.extend(events)
+            self._staged += len(events)
+            self._wake_timers()
+        return self._staged
+
+    async def _flush(self, target: int) -> None:
+        """Return once the first `target` staged events are durable and published.
+
+        Shielded: the router already applied these events, so a cancelled caller must
+        not leave them out of the log.
+        """
+        if self._written >= target:
+            return
+        with anyio.CancelScope(shield=True):
+            async with self._write_lock:
+                if self._failure is not None:
+                    raise self._failure
+                if self._written >= target:
+                    return  # an earlier writer took ours in its batch
+                batch, self._pending = self._pending, []
+                try:
+                    await self.store.append(batch)
+                except Exception as exc:
+                    raise self._fail(exc, len(batch)) from exc
+                self._written += len(batch)
+                self._publish(batch)
+
+    def _fail(self, exc: Exception, lost: int) -> StoreError:
+        """Stop the app: the router holds state the log lacks, so only a restart is safe."""
+        failure = StoreError(
+            f"the store failed to append {lost} events ({exc!r}); the app stops so that "
+            "a restart rebuilds routing from what the log holds"
+        )
+        failure.__cause__ = exc
+        self._failure = failure
+        logger.critical("%s", failure)
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
+        return failure
+
+    def _publish(self, events: Sequence[ev.Event]) -> None:
+        """Hand durable events to the observer task and to live subscribers; never blocks."""
+        for event in events:
+            self._to_observers.send_nowait(event)
+        for subscriber in list(self._subscribers):
+            try:
+                for event in events:
+                    subscriber.send_nowait(event)
+            except anyio.WouldBlock:
+                logger.warning(
+                    "dropping a slow event subscriber (%d events unread); it must resubscribe",
+                    subscriber.statistics().current_buffer_used,
+                )
+                subscriber.close()
+                self._subscribers.remove(subscriber)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._subscribers.remove(subscriber)  # the consumer went away
+
+    # ------------------------------------------------------------------ timers
+
+    def _wake_timers(self) -> None:
+        """Wake the timer loop if the router now has a deadline before the one it sleeps to."""
+        sleep = self._sleep
+        if sleep is None:
+            return  # not asleep: it reads the next deadline before sleeping again
+        scope, deadline = sleep
+        due = self.router.next_deadline()
+        if due is not None and (deadline is None or due < deadline):
+            scope.cancel()
+
+    async def _timer_loop(self) -> None:
+        """Sleep on the Clock until the router's next deadline (or an earlier one appears),
+        then fire what is due and write its events."""
+        router = self.router
+        while True:
+            deadline = router.next_deadline()
+            with anyio.CancelScope() as scope:
+                self._sleep = (scope, deadline)
+                if deadline is None:
+                    await anyio.sleep_forever()
+                else:
+                    await self.clock.sleep_until(deadline)
+            self._sleep = None
+            try:
+                router.advance()
+            finally:
+                target = self._stage(router.drain())
+            try:
+                await self._flush(target)
+            except StoreError:
+                return  # the app is stopping; `run` raises it
+
+    # ------------------------------------------------------------------ observers
+
+    async def _observe(self) -> None:
+        """Deliver durable events to notification hooks, in order, one at a time.
+
+        Delivery is at most once: events durable but not yet delivered when the process
+        stops are not delivered after a restart (a plugin that needs every event reads
+        the store).
+        """
+        notify = self.host.notify
+        async for event in self._for_observers:
+            await notify("omniroute_event", event=event, app=self)
+            hook = HOOKS_BY_EVENT.get(type(event))
+            if hook is not None:
+                await notify(hook, event=event, app=self)
+
+    def subscribe(self, max_buffer: int = 1000) -> MemoryObjectReceiveStream[ev.Event]:
+        """A stream of every event made durable from now on, for live consumers (web UI).
+
+        A consumer more than `max_buffer` events behind is dropped (its stream ends, and
+        a warning is logged) rather than slow routing; it should reload and resubscribe.
+        Close the stream to unsubscribe. Streams end when the app stops.
+        """
+        send, receive = anyio.create_memory_object_stream[ev.Event](max_buffer)
+        self._subscribers.append(send)
+        return receive
+
+
+def _snapshot(interaction: Interaction) -> Interaction:
+    """A copy of the router's live record, so callers neither see later changes nor
+    make them."""
+    return msgspec.structs.replace(interaction)

@@ -1,0 +1,53 @@
+"""What the app needs from an event log, whatever holds it (memory, SQLite, PostgreSQL).
+
+The log is the single source of truth: routing state is rebuilt from it after a restart,
+and KPIs, QA and reports are folds over it. So the contract is small and strict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from ..events import Event
+
+__all__ = ["Store", "StoreError"]
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (closed, unreachable, full); says which and why."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """An append-only log of events, numbered in the order they were appended.
+
+    Rules every implementation keeps:
+
+    * Durability: when `append` returns, its events survive a crash of this process.
+      A channel acknowledges its sender ("accepted", HTTP 202, a Telegram reply) only
+      after the append that holds its interaction returned; `App.submit` returns then.
+    * Order: sequence numbers are positive and strictly increasing in append order; a
+      batch is stored whole or not at all, and `read` returns events in that order.
+    * One writer: appends come from one app (the routing leader), serialised by it, so
+      a store need not order concurrent appends; it may batch them (group commit).
+    """
+
+    async def append(self, events: Sequence[Event]) -> int:
+        """Store `events` durably, in order; return the sequence number of the last one.
+
+        An empty batch stores nothing and returns `last_seq()`. Raises StoreError.
+        """
+        ...
+
+    def read(self, since: int = 0) -> AsyncIterator[tuple[int, Event]]:
+        """(sequence number, event) for every event numbered above `since`, in order."""
+        ...
+
+    async def last_seq(self) -> int:
+        """The sequence number of the last stored event; 0 when the log is empty."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and files; later calls raise StoreError. Idempotent."""
+        ...

@@ -1,0 +1,434 @@
+"""Builders for router tests: a router on a virtual clock, and a log of what it emitted.
+
+A plain helper module (not a conftest): tests import it as `from routerkit import ...`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+from omniroute import events as ev
+from omniroute.clock import VirtualClock
+from omniroute.model import Agent, Customer, Interaction, InteractionState, Presence, Queue
+from omniroute.model import Routing as Routing
+from omniroute.router.core import Router
+from omniroute.router.selectors import PrioritySlaWait
+from omniroute.router.strategies import omniroute_strategies
+from omniroute.router.strategy import QueueSelector
+
+#: 2027-01-15 08:00:00 UTC, a Friday (08:00 in Lisbon, which is on UTC in winter).
+T0 = 1_800_000_000.0
+
+E = TypeVar("E", bound=ev.Event)
+
+TERMINAL = (ev.WrapUpEnded, ev.Abandoned, ev.Closed)
+
+
+def strategies() -> dict[str, Any]:
+    return {s.name: s for s in omniroute_strategies()}
+
+
+def agent(
+    agent_id: str,
+    skills: dict[str, int] | None = None,
+    *,
+    capacity: dict[str, int] | None = None,
+    queues: list[str] | None = None,
+    **fields: Any,
+) -> Agent:
+    """An agent; `capacity` defaults to one call and three chats."""
+    return Agent(
+        id=agent_id,
+        skills=skills or {},
+        capacity=capacity if capacity is not None else {"voice": 1, "webchat": 3},
+        queues=queues,
+        **fields,
+    )
+
+
+def ix(
+    interaction_id: str,
+    queue: str = "q",
+    channel: str = "voice",
+    *,
+    customer: str | None = None,
+    **fields: Any,
+) -> Interaction:
+    if customer is not None:
+        fields["customer"] = Customer(id=customer)
+    return Interaction(id=interaction_id, channel=channel, queue=queue, **fields)
+
+
+class Kit:
+    """A router, its virtual clock and every event it emitted (drained into `log`)."""
+
+    def __init__(
+        self,
+        queues: Sequence[Queue],
+        agents: Sequence[Agent] = (),
+        *,
+        routing: Routing | None = None,
+        selector: QueueSelector | None = None,
+        start: float = T0,
+        ready: Iterable[str] | bool = True,
+    ) -> None:
+        self.queues = list(queues)
+        self.agents = list(agents)
+        self.routing = routing
+        self.selector_factory = type(selector) if selector is not None else PrioritySlaWait
+        self.clock = VirtualClock(start)
+        self.router = Router(
+            queues=self.queues,
+            agents=self.agents,
+            clock=self.clock,
+            strategies=strategies(),
+            selector=selector or PrioritySlaWait(),
+            routing=routing,
+        )
+        self.log: list[ev.Event] = []
+        self._seen = 0
+        names = [a.id for a in agents] if ready is True else list(ready or ())
+        for name in names:
+            self.router.set_presence(name, Presence.READY)
+        self.drain()
+        self.mark()
+
+    # ------------------------------------------------------------------ events
+    def drain(self) -> list[ev.Event]:
+        self.log.extend(self.router.drain())
+        return self.log
+
+    def mark(self) -> None:
+        """Forget events so far for `new()`."""
+        self.drain()
+        self._seen = len(self.log)
+
+    def new(self, kind: type[E] | tuple[type, ...] | None = None) -> list[Any]:
+        """Events emitted since the last `mark()` / `new()`, optionally of one type."""
+        self.drain()
+        out = self.log[self._seen :]
+        self._seen = len(self.log)
+        if kind is None:
+            return out
+        return [e for e in out if isinstance(e, kind)]
+
+    def all(self, kind: type[E] | tuple[type, ...]) -> list[Any]:
+        self.drain()
+        return [e for e in self.log if isinstance(e, kind)]
+
+    # ------------------------------------------------------------------ time
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.router.advance()
+
+    @property
+    def now(self) -> float:
+        return self.clock.now()
+
+    # ------------------------------------------------------------------ shortcuts
+    def submit(self, *args: Any, **kwargs: Any) -> Interaction:
+        return self.router.submit(ix(*args, **kwargs))
+
+    def pending(self, interaction_id: str | None = None) -> dict[str, str]:
+        """Pending offers as {offer id: agent id}, for one interaction or all."""
+        return {
+            oid: o.agent.id
+            for oid, o in self.router.offers.items()
+            if interaction_id is None or o.waiting.id == interaction_id
+        }
+
+    def offered_to(self, interaction_id: str) -> list[str]:
+        """Agents the interaction is offered to now."""
+        return sorted(self.pending(interaction_id).values())
+
+    def offer_id(self, interaction_id: str, agent_id: str | None = None) -> str:
+        """The one pending offer of an interaction (to `agent_id` if given)."""
+        found = [
+            oid
+            for oid, a in self.pending(interaction_id).items()
+            if agent_id is None or a == agent_id
+        ]
+        assert len(found) == 1, f"expected one offer of {interaction_id}, got {found}"
+        return found[0]
+
+    def accept(self, interaction_id: str, agent_id: str | None = None) -> Interaction:
+        return self.router.accept(self.offer_id(interaction_id, agent_id))
+
+    def decline(self, interaction_id: str, agent_id: str | None = None) -> None:
+        self.router.decline(self.offer_id(interaction_id, agent_id))
+
+    def state(self, interaction_id: str) -> InteractionState:
+        return self.router.interaction(interaction_id).state
+
+    def waiting_ids(self, queue: str | None = None) -> list[str]:
+        return [i.id for i in self.router.waiting(queue)]
+
+    def work(self, agent_id: str) -> set[str]:
+        return set(self.router.agent(agent_id).work)
+
+    def offers_by_agent(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for o in self.router.offers.values():
+            out.setdefault(o.agent.id, []).append(o.waiting.id)
+        return {k: sorted(v) for k, v in out.items()}
+
+    def serve(self, interaction_id: str, agent_id: str | None = None) -> str:
+        """Accept the pending offer, complete and end wrap-up: frees the agent again."""
+        assigned = self.accept(interaction_id, agent_id)
+        assert assigned.agent is not None
+        self.router.complete(interaction_id)
+        if self.state_or_none(interaction_id) is InteractionState.WRAP_UP:
+            self.router.end_wrap_up(interaction_id)
+        return assigned.agent
+
+    def state_or_none(self, interaction_id: str) -> InteractionState | None:
+        w = self.router.active.get(interaction_id)
+        return w.ix.state if w is not None else None
+
+
+def snapshot(router: Router) -> dict[str, Any]:
+    """What an observer can see of a router's state, comparable across instances."""
+    stats = {
+        name: {k: v for k, v in router.queue_stats(name).summary().items() if not k.startswith("_")}
+        for name in router.queues
+    }
+    return {
+        "now": router.now,
+        "waiting": [i.id for i in router.waiting()],
+        "positions": {i: router.position(i) for i in sorted(router.active)},
+        "interactions": {
+            i: (
+                w.ix.state.value,
+                w.ix.queue,
+                w.ix.agent,
+                w.ix.priority,
+                w.ix.answered_at,
+                w.ix.callback,
+            )
+            for i, w in sorted(router.active.items())
+        },
+        "offers": sorted(
+            (oid, o.waiting.id, o.agent.id, o.expires_at) for oid, o in router.offers.items()
+        ),
+        "agents": {
+            a.id: (
+                a.presence.value,
+                a.reason,
+                {c: n for c, n in a.load.items() if n},
+                sorted(a.work),
+                a.answered,
+                a.missed_in_row,
+            )
+            for a in router.agents.values()
+        },
+        "stats": stats,
+        "next_deadline": router.next_deadline(),
+    }
+
+
+# ====================================================================== random scenarios
+# One configuration exercised by the property test and by the rebuild tests: several
+# queues, strategies, escalation ladders, max-wait actions, a preferred-agent wait and
+# opening hours that open and close every few minutes.
+
+
+def scenario_config() -> tuple[list[Queue], list[Agent], Routing]:
+    from omniroute.model import Action, ActionKind, EscalationStep, Hours
+
+    queues = [
+        Queue(
+            name="sales",
+            channels=["voice", "webchat"],
+            skills={"sales": 2},
+            strategy="longest-idle",
+            offer_timeout=10,
+            wrap_up=5,
+            escalation=[
+                EscalationStep(after=20, relax=1),
+                EscalationStep(after=40, overflow="support", notify=True),
+            ],
+            max_wait=150,
+            on_max_wait=Action(action=ActionKind.CALLBACK),
+        ),
+        Queue(
+            name="support",
+            skills={"tech": 1},
+            strategy="round-robin",
+            offer_timeout=8,
+            wrap_up=3,
+            preferred_agent_wait=12,
+            escalation=[EscalationStep(after=25, fallback={"sales": 3}, priority=2)],
+            max_wait=120,
+            on_max_wait=Action(action=ActionKind.CLOSE, message="sorry"),
+        ),
+        Queue(
+            name="vip",
+            channels=["voice"],
+            skills={"vip": 1},
+            strategy="ring-all",
+            priority=1,
+            offer_timeout=6,
+            wrap_up=0,
+            max_wait=60,
+            on_max_wait=Action(action=ActionKind.OVERFLOW, queue="support"),
+        ),
+        Queue(
+            name="night",
+            channels=["webchat", "email"],
+            strategy="load-balance",
+            offer_timeout=10,
+            wrap_up=2,
+            hours=Hours(
+                timezone="Europe/Lisbon",
+                weekly={"fri": ["08:00-08:03", "08:05-08:09", "08:12-08:30", "08:40-24:00"]},
+                closed=Action(action=ActionKind.CLOSE, message="we are closed"),
+            ),
+            escalation=[EscalationStep(after=15, callback=True)],
+        ),
+    ]
+    agents = [
+        agent("ana", {"sales": 3, "tech": 1}),
+        agent("ben", {"sales": 1, "tech": 2}),
+        agent("cid", {"tech": 3, "vip": 1}, capacity={"voice": 1, "webchat": 2, "email": 3}),
+        agent("dee", {"vip": 2, "sales": 2}, queues=["vip", "sales"]),
+        agent("eve", {}, capacity={"webchat": 3, "email": 5}, exclusive=[]),
+    ]
+    return queues, agents, Routing(max_missed_offers=2, seed=7)
+
+
+SKILLS = ("sales", "tech", "vip")
+CHANNELS = ("voice", "webchat", "email")
+
+
+# ====================================================================== invariants
+
+
+def check_invariants(router: Router, log: Sequence[ev.Event], submitted: Iterable[str]) -> None:
+    """Assert what must hold after any command; `log` is every event emitted so far."""
+    S = InteractionState
+    # -- never assigned twice; state and agent agree
+    holder: dict[str, str] = {}
+    for a in router.agents.values():
+        for iid in a.work:
+            assert iid not in holder, f"{iid} is held by {holder[iid]} and {a.id}"
+            holder[iid] = a.id
+            w = router.active.get(iid)
+            assert w is not None, f"{a.id} holds {iid}, which is not active"
+            assert w.ix.agent == a.id, f"{iid}: ix.agent={w.ix.agent}, held by {a.id}"
+            assert w.ix.state in (S.ASSIGNED, S.WRAP_UP), (iid, w.ix.state)
+    for iid, w in router.active.items():
+        if w.ix.state in (S.ASSIGNED, S.WRAP_UP):
+            assert holder.get(iid) == w.ix.agent, (
+                f"{iid} {w.ix.state} but held by {holder.get(iid)}"
+            )
+        else:
+            assert w.ix.agent is None, f"{iid} is {w.ix.state} with agent {w.ix.agent}"
+        offered = [o for o in router.offers.values() if o.waiting.id == iid]
+        if w.ix.state is S.OFFERED:
+            assert offered, f"{iid} is offered but has no pending offer"
+        else:
+            assert not offered, f"{iid} is {w.ix.state} with pending offers {offered}"
+        assert w.ix.state not in (S.COMPLETED, S.ABANDONED, S.CLOSED), (iid, w.ix.state)
+
+    # -- never lost: active, or exactly one terminal event
+    ended: dict[str, int] = {}
+    for e in log:
+        if isinstance(e, TERMINAL):
+            ended[e.interaction_id] = ended.get(e.interaction_id, 0) + 1
+    for iid in submitted:
+        if iid in router.active:
+            assert iid not in ended, f"{iid} is active but ended by {ended[iid]} events"
+        else:
+            assert ended.get(iid) == 1, f"{iid} left the router with {ended.get(iid, 0)} ends"
+
+    # -- capacity, exclusive channels, load = offers + work
+    for a in router.agents.values():
+        counted: dict[str, int] = {}
+        for o in router.offers.values():
+            if o.agent is a:
+                counted[o.channel] = counted.get(o.channel, 0) + 1
+        for iid in a.work:
+            ch = router.active[iid].ix.channel
+            counted[ch] = counted.get(ch, 0) + 1
+        loads = {c: n for c, n in a.load.items() if n}
+        assert loads == counted, f"{a.id}: load {loads} but offers+work {counted}"
+        for ch, n in loads.items():
+            assert n <= a.config.capacity.get(ch, 0), f"{a.id}: {n} on {ch} over capacity"
+        busy = set(loads)
+        for ch in busy & set(a.config.exclusive):
+            assert busy == {ch} and loads[ch] == 1, f"{a.id}: exclusive {ch} with {loads}"
+
+
+def _requirements(
+    router: Router, w: Any, log: Sequence[ev.Event]
+) -> list[tuple[str, dict[str, int]]]:
+    """(queue, skills) pairs that qualify an agent for `w`, derived from the event log
+    as documented: the queue's skills plus the contact's, relaxed by the escalation
+    steps applied since it entered its current queue, plus fallback and overflow sets."""
+    ix = w.ix
+    own = router.queues[ix.queue].config
+    relax = 0
+    extra: list[tuple[str, dict[str, int]]] = []
+    for e in log:
+        if getattr(e, "interaction_id", None) != ix.id:
+            continue
+        if isinstance(e, ev.Transferred) and e.to_queue is not None:
+            relax, extra = 0, []
+        elif isinstance(e, ev.EscalationApplied):
+            step = e.step
+            relax += step.relax or 0
+            if step.fallback:
+                extra.append((ix.queue, {**step.fallback, **ix.skills}))
+            if step.overflow:
+                target = router.queues[step.overflow].config
+                extra.append((target.name, {**target.skills, **ix.skills}))
+        elif isinstance(e, ev.ActionApplied) and e.action.queue and e.action.action == "overflow":
+            target = router.queues[e.action.queue].config
+            extra.append((target.name, {**target.skills, **ix.skills}))
+    out = [(ix.queue, {**own.skills, **ix.skills}), *extra]
+    relaxed = []
+    for queue, skills in out:
+        if queue == ix.queue and relax:
+            skills = {s: max(1, lvl - relax) for s, lvl in skills.items()}
+        channels = router.queues[queue].config.channels
+        if channels is None or ix.channel in channels:
+            relaxed.append((queue, skills))
+    return relaxed
+
+
+def _passed_on(log: Sequence[ev.Event], interaction_id: str) -> set[str]:
+    """Agents who declined or missed the interaction since it was last escalated,
+    transferred or assigned: they are not offered it again until then."""
+    out: set[str] = set()
+    for e in log:
+        if getattr(e, "interaction_id", None) != interaction_id:
+            continue
+        if isinstance(e, (ev.OfferDeclined, ev.OfferMissed)):
+            out.add(e.agent_id)
+        elif isinstance(e, (ev.EscalationApplied, ev.Transferred, ev.Assigned)):
+            out.clear()
+    return out
+
+
+def idle_violations(router: Router, log: Sequence[ev.Event]) -> list[str]:
+    """Ready agents with room who qualify for a waiting interaction nobody offered them."""
+    out = []
+    for w in router.active.values():
+        if w.ix.state is not InteractionState.WAITING:
+            continue
+        pref = w.ix.preferred_agent
+        if pref and w.preferred_until > router.now and pref in router.agents:
+            continue  # reserved for its preferred agent for now
+        passed = _passed_on(log, w.ix.id)
+        reqs = _requirements(router, w, log)
+        for a in router.agents.values():
+            if a.id in passed or not a.can_take(w.ix.channel):
+                continue
+            for queue, skills in reqs:
+                if a.config.queues is not None and queue not in a.config.queues:
+                    continue
+                if all(a.config.skills.get(s, 0) >= lvl for s, lvl in skills.items()):
+                    out.append(f"{a.id} is free for {w.ix.id} ({queue} {skills}) yet it waits")
+                    break
+    return out
