@@ -105,6 +105,7 @@ class App:
 
         self._started = False
         self._running = False
+        self._stopped = False
         self._failure: StoreError | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         # Group commit: events staged in router order, written by whoever holds the lock.
@@ -152,6 +153,7 @@ class App:
                 task_status.started()
         finally:
             self._running = False
+            self._stopped = True
             with anyio.CancelScope(shield=True):
                 await self._shutdown()
         if self._failure is not None:
@@ -396,7 +398,10 @@ class App:
         Close the stream to unsubscribe. Streams end when the app stops.
         """
         send, receive = anyio.create_memory_object_stream[ev.Event](max_buffer)
-        self._subscribers.append(send)
+        if self._stopped:
+            send.close()  # nothing more will come
+        else:
+            self._subscribers.append(send)
         return receive
 
 

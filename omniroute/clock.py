@@ -44,6 +44,7 @@ class VirtualClock:
         self._now = float(start)
         self._sleepers: list[tuple[float, int, anyio.Event]] = []
         self._seq = itertools.count()
+        self._gone: set[int] = set()  # sleepers cancelled before their deadline
 
     def now(self) -> float:
         return self._now
@@ -53,7 +54,9 @@ class VirtualClock:
             raise ValueError(f"a clock never goes back: now={self._now}, asked {when}")
         self._now = float(when)
         while self._sleepers and self._sleepers[0][0] <= self._now:
-            heapq.heappop(self._sleepers)[2].set()
+            _, seq, woken = heapq.heappop(self._sleepers)
+            self._gone.discard(seq)
+            woken.set()
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
@@ -61,13 +64,21 @@ class VirtualClock:
         self.set(self._now + seconds)
 
     def next_deadline(self) -> float | None:
-        """The earliest deadline someone sleeps until, for a driver that jumps ahead."""
-        return self._sleepers[0][0] if self._sleepers else None
+        """The earliest deadline someone still sleeps until, for a driver that jumps ahead."""
+        sleepers = self._sleepers
+        while sleepers and sleepers[0][1] in self._gone:
+            self._gone.discard(heapq.heappop(sleepers)[1])
+        return sleepers[0][0] if sleepers else None
 
     async def sleep_until(self, deadline: float) -> None:
         if deadline <= self._now:
             await anyio.lowlevel.checkpoint()
             return
         woken = anyio.Event()
-        heapq.heappush(self._sleepers, (deadline, next(self._seq), woken))
-        await woken.wait()
+        seq = next(self._seq)
+        heapq.heappush(self._sleepers, (deadline, seq, woken))
+        try:
+            await woken.wait()
+        finally:
+            if not woken.is_set():  # cancelled: forget this sleeper
+                self._gone.add(seq)

@@ -111,7 +111,8 @@ class WrapUpEnded(Event, tag="wrap_up_ended"):
 
 
 class Closed(Event, tag="closed"):
-    """The system ended a waiting interaction (after hours, max wait): `message` for the customer."""
+    """The system ended a waiting interaction (after hours, max wait); `message` is for
+    the customer."""
 
     interaction_id: str
     reason: str

@@ -21,11 +21,11 @@ __all__ = [
     "Channel",
     "ChannelSpec",
     "ConfigSpec",
+    "QueueSelectorSpec",
     "ReportSpec",
     "RouteSpec",
     "Score",
     "ScorerSpec",
-    "QueueSelectorSpec",
     "StrategySpec",
 ]
 
@@ -92,7 +92,7 @@ class ScorerSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Yielded by `omniroute_qa_scorers`: scores completed interactions automatically."""
 
     name: str
-    score: Callable[..., Score | None | Awaitable[Score | None]]
+    score: Callable[..., Score | Awaitable[Score | None] | None]
     description: str = ""
 
 

@@ -143,14 +143,13 @@ def app(plugin_host: PluginHost) -> Callable[..., Any]:
 
     from .app import App
     from .clock import Clock, VirtualClock
-    from .config import from_dict
     from .store import MemoryStore, Store
 
     def make_app(
         config: Mapping[str, Any], *, clock: Clock | None = None, store: Store | None = None
     ) -> App:
-        return App(
-            from_dict(config),
+        return App.from_dict(
+            config,
             clock=clock if clock is not None else VirtualClock(),
             store=store if store is not None else MemoryStore(encode=True),
             host=plugin_host,

@@ -175,12 +175,12 @@ class Kit:
 
     def serve(self, interaction_id: str, agent_id: str | None = None) -> str:
         """Accept the pending offer, complete and end wrap-up: frees the agent again."""
-        assigned = self.accept(interaction_id, agent_id)
-        assert assigned.agent is not None
+        holder = self.accept(interaction_id, agent_id).agent
+        assert holder is not None
         self.router.complete(interaction_id)
         if self.state_or_none(interaction_id) is InteractionState.WRAP_UP:
             self.router.end_wrap_up(interaction_id)
-        return assigned.agent
+        return holder
 
     def state_or_none(self, interaction_id: str) -> InteractionState | None:
         w = self.router.active.get(interaction_id)
@@ -233,7 +233,10 @@ def snapshot(router: Router) -> dict[str, Any]:
 # opening hours that open and close every few minutes.
 
 
-def scenario_config() -> tuple[list[Queue], list[Agent], Routing]:
+def scenario_config(*, max_wait: bool = True) -> tuple[list[Queue], list[Agent], Routing]:
+    """`max_wait=False` leaves max-wait limits out (see the rebuild tests)."""
+    import msgspec
+
     from omniroute.model import Action, ActionKind, EscalationStep, Hours
 
     queues = [
@@ -287,6 +290,8 @@ def scenario_config() -> tuple[list[Queue], list[Agent], Routing]:
             escalation=[EscalationStep(after=15, callback=True)],
         ),
     ]
+    if not max_wait:
+        queues = [msgspec.structs.replace(q, max_wait=None) for q in queues]
     agents = [
         agent("ana", {"sales": 3, "tech": 1}),
         agent("ben", {"sales": 1, "tech": 2}),
@@ -432,3 +437,112 @@ def idle_violations(router: Router, log: Sequence[ev.Event]) -> list[str]:
                     out.append(f"{a.id} is free for {w.ix.id} ({queue} {skills}) yet it waits")
                     break
     return out
+
+
+# ====================================================================== a random driver
+
+
+def drive(
+    kit: Kit,
+    rng: Any,
+    steps: int,
+    *,
+    prefix: str = "r",
+    queue_transfers: bool = True,
+    requeues: bool = True,
+) -> list[str]:
+    """Apply `steps` random commands (and clock jumps) to `kit`; return submitted ids.
+
+    `rng` is a `random.Random`, so a seed gives the same run twice.
+    """
+    router = kit.router
+    S = InteractionState
+    submitted: list[str] = []
+    channels = {"sales": ("voice", "webchat"), "support": CHANNELS, "vip": ("voice",)}
+    channels["night"] = ("webchat", "email")
+    agents = sorted(router.agents)
+
+    def ids(*states: InteractionState) -> list[str]:
+        return sorted(i for i, w in router.active.items() if w.ix.state in states)
+
+    for n in range(steps):
+        roll = rng.random()
+        if roll < 0.22:
+            queue = rng.choice(sorted(router.queues))
+            iid = f"{prefix}{n}"
+            skills = {rng.choice(SKILLS): rng.randint(1, 2)} if rng.random() < 0.3 else {}
+            customer = rng.choice([None, "c1", "c2"])
+            router.submit(
+                ix(
+                    iid,
+                    queue,
+                    rng.choice(channels.get(queue, CHANNELS)),
+                    customer=customer,
+                    priority=rng.randint(0, 2),
+                    skills=skills,
+                )
+            )
+            submitted.append(iid)
+        elif roll < 0.40:
+            offers = sorted(router.offers)
+            if offers:
+                oid = rng.choice(offers)
+                if rng.random() < 0.8:
+                    router.accept(oid)
+                else:
+                    router.decline(oid)
+        elif roll < 0.55:
+            assigned = ids(S.ASSIGNED)
+            if assigned:
+                iid = rng.choice(assigned)
+                what = rng.random()
+                if what < 0.7:
+                    router.complete(iid)
+                elif what < 0.8:
+                    if requeues:
+                        router.requeue(iid)
+                elif what < 0.9:
+                    if not requeues:
+                        continue
+                    holder = router.active[iid].ix.agent
+                    router.transfer(iid, to_agent=rng.choice([a for a in agents if a != holder]))
+                elif queue_transfers:
+                    w = router.active[iid]
+                    targets = [
+                        q
+                        for q in sorted(router.queues)
+                        if q != w.ix.queue and w.ix.channel in channels.get(q, CHANNELS)
+                    ]
+                    if targets:
+                        router.transfer(iid, to_queue=rng.choice(targets))
+        elif roll < 0.60:
+            wrap = ids(S.WRAP_UP)
+            if wrap:
+                router.end_wrap_up(rng.choice(wrap))
+        elif roll < 0.66:
+            waiting = ids(S.WAITING, S.OFFERED)
+            if waiting:
+                iid = rng.choice(waiting)
+                if rng.random() < 0.7:
+                    router.abandon(iid)
+                else:
+                    router.request_callback(iid, "+351000")
+        elif roll < 0.69:
+            waiting = ids(S.WAITING)
+            if waiting:
+                iid = rng.choice(waiting)
+                ch = router.active[iid].ix.channel
+                free = sorted(a.id for a in router.agents.values() if a.can_take(ch))
+                if free:
+                    router.assign(iid, rng.choice(free))
+        elif roll < 0.78:
+            presence = rng.choice([Presence.READY, Presence.READY, Presence.NOT_READY])
+            if rng.random() < 0.15:
+                presence = Presence.OFFLINE
+            reason = "break" if presence is Presence.NOT_READY else None
+            router.set_presence(rng.choice(agents), presence, reason)
+        else:
+            kit.clock.advance(rng.choice([0.5, 1, 2, 3, 5, 8, 13, 21, 40, 90]))
+            router.advance()
+        kit.drain()
+    return submitted

@@ -405,6 +405,9 @@ async def test_subscribers_get_durable_events_and_slow_ones_are_dropped(
             slow.receive_nowait()
         fast.close()  # a consumer may leave: routing goes on
         await a.submit(contact(3))
+    late = a.subscribe()  # the app stopped: the stream ends at once
+    with pytest.raises(anyio.EndOfStream):
+        late.receive_nowait()
 
 
 # ---------------------------------------------------------------------- channels and plugins
@@ -446,7 +449,7 @@ async def test_channels_without_a_section_do_not_run(
 
 
 def test_a_plugin_section_nobody_reads_is_a_config_error(app: MakeApp) -> None:
-    with pytest.raises(ConfigError, match="plugins.echo: no installed plugin reads"):
+    with pytest.raises(ConfigError, match=r"plugins\.echo: no installed plugin reads"):
         app({**CONFIG, "plugins": {"echo": {}}})
 
 

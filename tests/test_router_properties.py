@@ -132,9 +132,7 @@ class RouterMachine(RuleBasedStateMachine):
         else:
             w = self.router.active[iid]
             targets = [
-                q
-                for q in self.queue_names
-                if q != w.ix.queue and w.ix.channel in QUEUE_CHANNELS[q]
+                q for q in self.queue_names if q != w.ix.queue and w.ix.channel in QUEUE_CHANNELS[q]
             ]
             if targets:
                 self.router.transfer(iid, to_queue=data.draw(st.sampled_from(targets)))

@@ -299,6 +299,8 @@ class Router:
         self._tick()
         agent = self._agent(agent_id)
         presence = Presence(presence)
+        if presence is agent.presence and reason == agent.reason:
+            return  # nothing changes: no event
         if presence is not Presence.READY:
             self._revoke_offers(agent, f"agent {presence.value}")
         self._emit(
@@ -549,10 +551,18 @@ class Router:
             return
         _, agent, bucket = best
         considered.sort(key=lambda c: c[0])
+        seen: set[str] = set()
+        candidates = []
+        for k, a in considered:  # an agent may qualify through several buckets: once each
+            if a.id not in seen:
+                seen.add(a.id)
+                candidates.append(Candidate(a.id, k))
+                if len(candidates) == _MAX_CANDIDATES:
+                    break
         explanation = Explanation(
             strategy=bucket.queue.strategy.name,
             requirement=bucket.requirement,
-            candidates=[Candidate(a.id, k) for k, a in considered[:_MAX_CANDIDATES]],
+            candidates=candidates,
             excluded=sorted(excluded) if excluded else [],
             trigger=trigger,
             note="" if bucket.queue is w.queue else f"overflow to {bucket.queue.name}",
@@ -1043,9 +1053,7 @@ class Router:
             channels = [c for c, n in capacity.items() if n > 0]
         else:
             load, exclusive = agent.load, agent.exclusive
-            channels = [
-                c for c, n in capacity.items() if load.get(c, 0) < n and c not in exclusive
-            ]
+            channels = [c for c, n in capacity.items() if load.get(c, 0) < n and c not in exclusive]
         agent.free = channels
         version = agent.version
         heaps_by_channel = profile.heaps

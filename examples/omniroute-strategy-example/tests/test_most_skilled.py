@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import omniroute_most_skilled
 
 from omniroute import Queue, StrategySpec
+from omniroute.model import Routing
 
 
 def test_strategy_is_registered(plugin_host, register_plugin):
@@ -13,7 +14,7 @@ def test_strategy_is_registered(plugin_host, register_plugin):
     spec = plugin_host.strategies()["most-skilled"]
 
     assert isinstance(spec, StrategySpec)
-    assert spec.factory(Queue(name="support")).name == "most-skilled"
+    assert spec.factory(Queue(name="support"), Routing()).name == "most-skilled"
 
 
 def test_more_skilled_first_then_longest_idle():
