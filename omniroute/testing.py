@@ -25,7 +25,7 @@ from .model import Customer, Identity, Interaction, Message
 from .plugins import PluginError, PluginHost
 from .specs import ChannelSpec
 
-__all__ = ["EchoChannel", "echo_channel", "plugin_host", "register_plugin"]
+__all__ = ["EchoChannel", "app", "echo_channel", "plugin_host", "register_plugin"]
 
 
 class EchoChannel:
