@@ -1,8 +1,9 @@
 """KPIs as folds over events, with the definitions practitioners use.
 
 Service level counts abandoned contacts against the queue: SL = answered within the
-threshold / (answered + abandoned). Waits are measured on the queue's SLA clock, which
-pauses outside opening hours.
+threshold / (answered + abandoned). "Within" means before the threshold passed (wait < T),
+the very moment the router records an SlaBreached event, so the two never disagree.
+Waits are measured on the queue's SLA clock, which pauses outside opening hours.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class QueueKpis(msgspec.Struct, kw_only=True):
     def on_answered(self, wait: float) -> None:
         self.answered += 1
         self.wait_answered += wait
-        if wait <= self.threshold:
+        if wait < self.threshold:
             self.answered_within += 1
         if wait > self.max_wait:
             self.max_wait = wait
@@ -45,7 +46,7 @@ class QueueKpis(msgspec.Struct, kw_only=True):
     def on_abandoned(self, wait: float) -> None:
         self.abandoned += 1
         self.wait_abandoned += wait
-        if wait <= self.threshold:
+        if wait < self.threshold:
             self.abandoned_within += 1
         if wait > self.max_wait:
             self.max_wait = wait

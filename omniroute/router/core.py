@@ -174,6 +174,7 @@ class Router:
                 at=self.now, interaction_id=w.id, agent_id=offer.agent.id, offer_id=offer_id
             )
         )
+        self._withdraw(w, f"answered by {offer.agent.id}")
         self._settle()
         return w.ix
 
@@ -213,6 +214,7 @@ class Router:
         """The customer left before an agent answered (hung up, closed the chat)."""
         self._tick()
         w = self._get(interaction_id, S.WAITING, S.OFFERED)
+        self._withdraw(w, "abandoned")
         self._emit(ev.Abandoned(at=self.now, interaction_id=w.id))
         self._settle()
 
@@ -393,13 +395,17 @@ class Router:
         return self._agent(agent_id)
 
     def waiting(self, queue: str | None = None) -> list[Interaction]:
-        """Interactions waiting (not offered), in the order they will be served."""
+        """Interactions waiting (not offered): those of one queue in the order the queue
+        serves them (as `position` counts), or all of them in the queue-selection order."""
         ws = [
             w
             for w in self.active.values()
             if w.ix.state is S.WAITING and (queue is None or w.queue.name == queue)
         ]
-        ws.sort(key=lambda w: self.selector.key(w, self.now))
+        if queue is not None:
+            ws.sort(key=lambda w: (w.order_key, w.seq))
+        else:
+            ws.sort(key=lambda w: self.selector.key(w, self.now))
         return [w.ix for w in ws]
 
     def position(self, interaction_id: str) -> int:
@@ -518,11 +524,12 @@ class Router:
         excluded = w.declined
         best: tuple[Any, AgentStatus, Bucket] | None = None
         considered: list[tuple[Any, AgentStatus]] = []
-        ring: list[AgentStatus] = []
+        pool: dict[str, AgentStatus] = {}  # every free agent, for ring-all and scanning ones
+        pool_strategy: Strategy | None = None
         queue_name = None
         for bucket in w.buckets:
             if bucket.queue.name != queue_name:
-                if best is not None or ring:
+                if best is not None or pool:
                     break  # the interaction's own queue first, overflow queues after
                 queue_name = bucket.queue.name
             strategy = bucket.queue.strategy
@@ -531,8 +538,10 @@ class Router:
                 if not profile.free.get(channel):
                     continue
                 heap = profile.heap_index.get(heap_key) or self._heap(profile, channel, strategy)
-                if strategy.ring_all:
-                    ring.extend(_live_agents(heap, excluded))
+                if strategy.ring_all or strategy.scan:
+                    for agent in _live_agents(heap, excluded):
+                        pool[agent.id] = agent
+                    pool_strategy = strategy
                     continue
                 entry = _top(heap, excluded)
                 if entry is None:
@@ -541,11 +550,17 @@ class Router:
                 considered.append((key, entry[3]))
                 if best is None or key < best[0]:
                     best = (key, entry[3], bucket)
-        if ring:
-            ids = {a.id: a for a in ring}
-            for agent in sorted(ids.values(), key=lambda a: a.ordinal):
-                explanation = self._single(w, agent, trigger, f"ring-all: {len(ids)} agents")
-                self._make_offer(w, agent, explanation)
+        if pool and pool_strategy is not None:
+            agents = sorted(pool.values(), key=lambda a: a.ordinal)
+            if pool_strategy.ring_all:
+                for agent in agents:
+                    note = f"ring-all: {len(agents)} agents"
+                    self._make_offer(w, agent, self._single(w, agent, trigger, note))
+            else:
+                # The offer number makes the choice repeatable from the log.
+                agent = pool_strategy.choose(agents, w.id, self._offer_count)
+                note = f"chosen among {len(agents)} free agents"
+                self._make_offer(w, agent, self._single(w, agent, trigger, note))
             return
         if best is None:
             return
@@ -607,26 +622,33 @@ class Router:
                         best, best_key, best_bucket = w, k, bucket
             if best is None or best_bucket is None:
                 return
-            explanation = best_bucket.pull_explanation
-            if explanation is None:
-                explanation = best_bucket.pull_explanation = Explanation(
-                    strategy=best_bucket.queue.strategy.name,
-                    requirement=best_bucket.requirement,
-                    trigger="agent-free",
-                    note=f"the freed agent's next interaction, by {self.selector.name}",
+            note = best_bucket.pull_note
+            if note is None:
+                note = best_bucket.pull_note = (
+                    f"the agent's next interaction by {self.selector.name}"
                 )
+            explanation = Explanation(
+                strategy=best_bucket.queue.strategy.name,
+                requirement=best_bucket.requirement,
+                candidates=[Candidate(agent_id, None)],
+                trigger="agent-free",
+                note=note,
+            )
             self._make_offer(best, agent, explanation)
 
     def _reserved_for(self, agent: AgentStatus) -> Waiting | None:
-        reserved = agent.reserved
-        while reserved:
-            w = reserved[0]
-            if w.ix.state is not S.WAITING or w.ix.preferred_agent != agent.id:
-                reserved.pop(0)
-                continue
-            if not agent.can_take(w.ix.channel):
-                return None
-            return w
+        """The first interaction reserved for this agent that they can take now."""
+        live = [
+            w
+            for w in agent.reserved
+            if w.ix.state is S.WAITING
+            and w.ix.preferred_agent == agent.id
+            and w.preferred_until > self.now
+        ]
+        agent.reserved[:] = live
+        for w in live:
+            if agent.can_take(w.ix.channel):
+                return w
         return None
 
     def _single(self, w: Waiting, agent: AgentStatus, trigger: str, note: str) -> Explanation:
@@ -656,6 +678,19 @@ class Router:
     def _end_wrap_up(self, w: Waiting, agent: AgentStatus) -> None:
         self._emit(ev.WrapUpEnded(at=self.now, interaction_id=w.id, agent_id=agent.id))
 
+    def _withdraw(self, w: Waiting, reason: str) -> None:
+        """Withdraw every pending offer of `w` (ring-all losers, a customer who left)."""
+        for agent_id, offer_id in list(w.offers.items()):
+            self._emit(
+                ev.OfferRevoked(
+                    at=self.now,
+                    offer_id=offer_id,
+                    interaction_id=w.id,
+                    agent_id=agent_id,
+                    reason=reason,
+                )
+            )
+
     def _revoke_offers(self, agent: AgentStatus, reason: str) -> None:
         for offer in list(agent.offers.values()):
             w = offer.waiting
@@ -682,6 +717,8 @@ class Router:
                     self._match(w, "requeue")
             while released:
                 self._pull(released.pop())
+        if self._timers and self._timers[0][0] <= self.now and not self._firing:
+            self._tick()  # a timer re-armed in the past (a rung due while it rang) fires now
 
     def _apply_action(self, w: Waiting, action: Action, reason: str) -> None:
         if action.action is ActionKind.KEEP:
@@ -694,6 +731,7 @@ class Router:
         if action.action is ActionKind.CALLBACK:
             self._emit(ev.CallbackOffered(at=self.now, interaction_id=w.id))
         elif action.action in (ActionKind.CLOSE, ActionKind.VOICEMAIL):
+            self._withdraw(w, "closed")
             self._emit(
                 ev.Closed(
                     at=self.now,
@@ -736,10 +774,12 @@ class Router:
         if w.ix.state is S.WRAP_UP and w.ix.ended_at == until and w.ix.agent:
             self._end_wrap_up(w, self.agents[w.ix.agent])
 
-    def _ladder_due(self, pair: tuple[Waiting, int]) -> None:
-        w, index = pair
-        if w.ix.state not in (S.WAITING, S.OFFERED) or w.ladder_index != index:
-            return
+    def _ladder_due(self, rung: tuple[Waiting, QueueRuntime, int, float]) -> None:
+        w, queue, index, segment = rung
+        if w.queue is not queue or w.segment_start != segment or w.ladder_index != index:
+            return  # transferred, or this rung already applied
+        if w.ix.state not in (S.WAITING, S.OFFERED):
+            return  # assigned: re-armed if it comes back to the queue
         step = w.queue.ladder[index]
         self._emit(
             ev.EscalationApplied(
@@ -761,6 +801,7 @@ class Router:
 
     def _max_wait_due(self, pair: tuple[Waiting, float]) -> None:
         w, segment = pair
+        # Ringing or assigned at that moment: re-armed if it comes back to the queue.
         if w.ix.state is S.WAITING and w.segment_start == segment and not w.maxed:
             self._apply_action(w, w.queue.config.on_max_wait, "max_wait")
 
@@ -775,10 +816,21 @@ class Router:
         self._at(queue.calendar.next_change(self.now + 1e-6), self._hours_changed, name)
         if queue.calendar.is_open(self.now):
             return
-        closed = queue.config.hours.closed  # type: ignore[union-attr]
+        queue.closed_since = self.now
         for w in list(queue.waiting.values()):
-            if w.ix.state is S.WAITING:
-                self._apply_action(w, closed, "closed")
+            self._closed_check(w)
+
+    def _closed_check(self, w: Waiting) -> None:
+        """Apply the closed action to a waiting interaction once per closing (one that was
+        ringing at closing time gets it when it comes back to the queue)."""
+        queue = w.queue
+        if (
+            w.ix.state is S.WAITING
+            and queue.calendar is not None
+            and w.closed_handled < queue.closed_since
+            and not queue.calendar.is_open(self.now)
+        ):
+            self._apply_action(w, queue.config.hours.closed, "closed")  # type: ignore[union-attr]
 
     # ================================================================== appliers
     # Each applies one event to the state. No decisions here: rebuild runs these alone.
@@ -821,6 +873,7 @@ class Router:
                 self._offer_count = int(n)
 
     def _on_declined(self, e: ev.OfferDeclined) -> None:
+        self.offers[e.offer_id].agent.missed_in_row = 0  # an answer, if a "no"
         self._drop_offer(e.offer_id, decliner=True)
 
     def _on_missed(self, e: ev.OfferMissed) -> None:
@@ -841,10 +894,6 @@ class Router:
         else:  # a supervisor's direct assignment: take the capacity now
             w.version += 1
             self._load(agent, w.ix.channel, +1)
-        if w.offers:  # ring-all: the others stop ringing
-            for other in list(w.offers.values()):
-                self._release(self.offers.pop(other))
-            w.offers.clear()
         ix = w.ix
         ix.state = S.ASSIGNED
         ix.agent = agent.id
@@ -867,6 +916,7 @@ class Router:
         self._leave_agent(w, e.at)
         w.ix.state = S.WAITING
         self._enqueue(w)
+        self._arm_waiting_timers(w)
 
     def _on_transferred(self, e: ev.Transferred) -> None:
         w = self.active[e.interaction_id]
@@ -880,7 +930,10 @@ class Router:
             ix.queue = queue.name
             w.relax = 0
             self._set_requirements(w)
+            w.sla_deadline = self._after(queue, w.enqueued_at, queue.config.sla.seconds)
             self._arm_segment(w, e.at)
+        else:
+            self._arm_waiting_timers(w)
         ix.state = S.WAITING
         w.declined = None
         if e.to_agent is not None:
@@ -942,6 +995,8 @@ class Router:
         w = self.active[e.interaction_id]
         if e.reason == "max_wait":
             w.maxed = True
+        elif e.reason == "closed":
+            w.closed_handled = e.at
         if e.action.action is ActionKind.OVERFLOW and e.action.queue in self.queues:
             target = self.queues[e.action.queue]
             self._set_requirements(w, [(target, {**target.config.skills, **w.ix.skills})])
@@ -983,6 +1038,7 @@ class Router:
             self._leave_profile(agent)
             agent.config = config
             agent.exclusive = frozenset(config.exclusive)
+            agent.exclusive_load = sum(n for c, n in agent.load.items() if c in agent.exclusive)
             agent.total_capacity = sum(config.capacity.values())
             for channel in config.capacity:
                 agent.load.setdefault(channel, 0)
@@ -1191,17 +1247,27 @@ class Router:
         w.segment_start = at
         w.ladder_index = 0
         w.maxed = False
+        self._arm_waiting_timers(w)
+
+    def _arm_waiting_timers(self, w: Waiting) -> None:
+        """The next escalation rung and max wait of the current segment. Called again when
+        an interaction comes back to the queue: a rung or max wait that fell due while it
+        was ringing or assigned applies then (a timer in the past fires at once)."""
         self._arm_ladder(w)
-        max_wait = w.queue.config.max_wait
-        if max_wait:
-            self._at(at + max_wait, self._max_wait_due, (w, at), w.queue.lanes.max_wait)
+        queue = w.queue
+        if queue.calendar is not None and w.closed_handled < queue.closed_since:
+            self._at(self.now, self._closed_check, w)
+        max_wait = queue.config.max_wait
+        if max_wait and not w.maxed:
+            due = w.segment_start + max_wait
+            self._at(due, self._max_wait_due, (w, w.segment_start), w.queue.lanes.max_wait)
 
     def _arm_ladder(self, w: Waiting) -> None:
         ladder = w.queue.ladder
         if w.ladder_index < len(ladder):
             due = self._after(w.queue, w.segment_start, ladder[w.ladder_index].after)
             lane = w.queue.lanes.ladder[w.ladder_index]
-            self._at(due, self._ladder_due, (w, w.ladder_index), lane)
+            self._at(due, self._ladder_due, (w, w.queue, w.ladder_index, w.segment_start), lane)
 
     def _after(self, queue: QueueRuntime, start: float, seconds: float) -> float:
         if queue.calendar is None:
@@ -1240,6 +1306,7 @@ class Router:
         if not w.offers and w.ix.state is S.OFFERED:
             w.ix.state = S.WAITING
             self._enqueue(w)
+            self._arm_waiting_timers(w)
 
     def _release(self, offer: PendingOffer) -> None:
         agent = offer.agent

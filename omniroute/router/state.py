@@ -148,6 +148,7 @@ class QueueRuntime:
 
     __slots__ = (
         "calendar",
+        "closed_since",
         "config",
         "ladder",
         "lanes",
@@ -170,6 +171,7 @@ class QueueRuntime:
         self.lanes = Lanes(len(config.escalation))
         self.stats: Any = None  # QueueKpis of the current day, kept by the router
         self.stats_until = float("-inf")
+        self.closed_since = float("-inf")  # when the queue last closed (opening hours)
 
 
 class Bucket:
@@ -181,7 +183,7 @@ class Bucket:
         "heap",
         "key",
         "profiles",
-        "pull_explanation",
+        "pull_note",
         "queue",
         "requirement",
     )
@@ -194,7 +196,7 @@ class Bucket:
         self.heap: list[tuple[float, int, int, Waiting]] = []
         self.profiles: list[Profile] = []  # eligible profiles, kept by the router
         self.group_keys: dict[int, Any] = {}  # profile id -> strategy.group_key
-        self.pull_explanation: Any = None  # shared by every agent-free decision here
+        self.pull_note: str | None = None  # shared by every agent-free decision here
 
     def head(self) -> Waiting | None:
         """The first live interaction, dropping stale entries on the way."""
@@ -216,6 +218,7 @@ class Waiting:
         "assigned_at",
         "breached",
         "buckets",
+        "closed_handled",
         "declined",
         "enqueued_at",
         "id",
@@ -256,6 +259,7 @@ class Waiting:
         self.preferred_until = 0.0
         self.assigned_at = 0.0
         self.maxed = False  # on_max_wait applied for this segment
+        self.closed_handled = float("-inf")  # when the closed action last applied
         self.rank = 0  # queue priority + interaction priority, set when (re)queued
         self.aging = 0.0  # the queue's aging, set when (re)queued
 

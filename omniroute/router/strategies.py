@@ -6,8 +6,8 @@ in the config, so decisions are repeatable.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator, Mapping
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -90,17 +90,24 @@ class RoundRobin(BaseStrategy):
 
 
 class Random(BaseStrategy):
-    """A uniformly random available agent; seeded by `[routing] seed` and the queue name,
-    so a run can be repeated. Each agent draws a new number whenever their status changes;
-    the lowest number wins, which is a uniform choice among the agents available."""
+    """A uniformly random free agent. The draw hashes `[routing] seed`, the queue, the
+    interaction and the offer number, so the same run chooses the same agents, and so
+    does a router rebuilt from the log."""
 
     name = "random"
+    scan = True
 
     def __init__(self, seed: str) -> None:
-        self._rng = random.Random(seed)
+        self._seed = seed
 
     def agent_key(self, agent: AgentStatus) -> Any:
-        return self._rng.random()
+        return agent.ordinal  # unused for ordering: `choose` decides
+
+    def choose(self, agents: Sequence[AgentStatus], interaction_id: str, n: int) -> AgentStatus:
+        digest = hashlib.blake2b(
+            f"{self._seed}:{interaction_id}:{n}".encode(), digest_size=8
+        ).digest()
+        return agents[int.from_bytes(digest, "big") % len(agents)]
 
 
 class RingAll(BaseStrategy):

@@ -9,7 +9,7 @@ own state, and that state may change only in `on_offer` (the router then re-keys
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -23,6 +23,9 @@ class Strategy(Protocol):
     name: str
     #: Offer to every matching available agent at once; the first to accept wins.
     ring_all: bool
+    #: Order-free strategies (random) set this: the router hands `choose` every free
+    #: matching agent instead of keeping them in heaps by key. Costs O(free agents).
+    scan: bool
 
     def group_key(self, skills: Mapping[str, int], requirement: Mapping[str, int]) -> Any:
         """Key shared by all agents with these skills (e.g. proficiency); () if unused."""
@@ -36,12 +39,18 @@ class Strategy(Protocol):
         """An offer went to `agent` by this strategy (round-robin remembers it here)."""
         ...
 
+    def choose(self, agents: Sequence[AgentStatus], interaction_id: str, n: int) -> AgentStatus:
+        """For `scan` strategies: pick one of `agents` (in config order) for the `n`th
+        offer. Depend only on the arguments, so a rebuilt router chooses the same."""
+        ...
+
 
 class BaseStrategy:
     """Defaults for the optional parts of `Strategy`; subclass and write `agent_key`."""
 
     name = "base"
     ring_all = False
+    scan = False
 
     def group_key(self, skills: Mapping[str, int], requirement: Mapping[str, int]) -> Any:
         return ()
@@ -51,6 +60,9 @@ class BaseStrategy:
 
     def on_offer(self, agent: AgentStatus) -> None:
         return None
+
+    def choose(self, agents: Sequence[AgentStatus], interaction_id: str, n: int) -> AgentStatus:
+        return agents[0]
 
 
 class QueueSelector(Protocol):
