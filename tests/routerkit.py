@@ -76,7 +76,6 @@ class Kit:
         self.queues = list(queues)
         self.agents = list(agents)
         self.routing = routing
-        self.selector_factory = type(selector) if selector is not None else PrioritySlaWait
         self.clock = VirtualClock(start)
         self.router = Router(
             queues=self.queues,
@@ -87,7 +86,8 @@ class Kit:
             routing=routing,
         )
         self.log: list[ev.Event] = []
-        self._seen = 0
+        self._seen: dict[Any, int] = {}
+        self._start = 0
         names = [a.id for a in agents] if ready is True else list(ready or ())
         for name in names:
             self.router.set_presence(name, Presence.READY)
@@ -102,13 +102,15 @@ class Kit:
     def mark(self) -> None:
         """Forget events so far for `new()`."""
         self.drain()
-        self._seen = len(self.log)
+        self._seen = dict.fromkeys(self._seen, len(self.log))
+        self._start = len(self.log)
 
     def new(self, kind: type[E] | tuple[type, ...] | None = None) -> list[Any]:
-        """Events emitted since the last `mark()` / `new()`, optionally of one type."""
+        """Events (of `kind`) emitted since the last `mark()` or `new()` of the same kind."""
         self.drain()
-        out = self.log[self._seen :]
-        self._seen = len(self.log)
+        start = self._seen.get(kind, self._start)
+        self._seen[kind] = len(self.log)
+        out = self.log[start:]
         if kind is None:
             return out
         return [e for e in out if isinstance(e, kind)]
@@ -233,10 +235,7 @@ def snapshot(router: Router) -> dict[str, Any]:
 # opening hours that open and close every few minutes.
 
 
-def scenario_config(*, max_wait: bool = True) -> tuple[list[Queue], list[Agent], Routing]:
-    """`max_wait=False` leaves max-wait limits out (see the rebuild tests)."""
-    import msgspec
-
+def scenario_config() -> tuple[list[Queue], list[Agent], Routing]:
     from omniroute.model import Action, ActionKind, EscalationStep, Hours
 
     queues = [
@@ -290,8 +289,6 @@ def scenario_config(*, max_wait: bool = True) -> tuple[list[Queue], list[Agent],
             escalation=[EscalationStep(after=15, callback=True)],
         ),
     ]
-    if not max_wait:
-        queues = [msgspec.structs.replace(q, max_wait=None) for q in queues]
     agents = [
         agent("ana", {"sales": 3, "tech": 1}),
         agent("ben", {"sales": 1, "tech": 2}),
@@ -416,6 +413,44 @@ def _passed_on(log: Sequence[ev.Event], interaction_id: str) -> set[str]:
     return out
 
 
+def could_take(router: Router, agent_id: str, channel: str) -> bool:
+    """`AgentStatus.can_take` from the documented rules and the offers and work held."""
+    a = router.agents[agent_id]
+    if a.presence is not Presence.READY:
+        return False
+    held: dict[str, int] = {}
+    for o in router.offers.values():
+        if o.agent.id == agent_id:
+            held[o.channel] = held.get(o.channel, 0) + 1
+    for iid in a.work:
+        ch = router.active[iid].ix.channel
+        held[ch] = held.get(ch, 0) + 1
+    if held.get(channel, 0) >= a.config.capacity.get(channel, 0):
+        return False
+    exclusive = set(a.config.exclusive)
+    if channel in exclusive:
+        return not held
+    return not any(held.get(c) for c in exclusive)
+
+
+def check_reads(router: Router) -> None:
+    """`waiting()`, `position()` and `explain()` agree with the interactions' states."""
+    waiting = {i for i, w in router.active.items() if w.ix.state is InteractionState.WAITING}
+    listed = [i.id for i in router.waiting()]
+    assert sorted(listed) == sorted(waiting)
+    by_queue: dict[str, list[int]] = {}
+    for iid, w in router.active.items():
+        pos = router.position(iid)
+        if iid in waiting:
+            by_queue.setdefault(w.ix.queue, []).append(pos)
+        else:
+            assert pos == 0, f"{iid} is {w.ix.state} but at position {pos}"
+        info = router.explain(iid)
+        assert info["state"] == w.ix.state.value and info["position"] == pos
+    for queue, positions in by_queue.items():
+        assert sorted(positions) == list(range(1, len(positions) + 1)), (queue, positions)
+
+
 def idle_violations(router: Router, log: Sequence[ev.Event]) -> list[str]:
     """Ready agents with room who qualify for a waiting interaction nobody offered them."""
     out = []
@@ -428,7 +463,7 @@ def idle_violations(router: Router, log: Sequence[ev.Event]) -> list[str]:
         passed = _passed_on(log, w.ix.id)
         reqs = _requirements(router, w, log)
         for a in router.agents.values():
-            if a.id in passed or not a.can_take(w.ix.channel):
+            if a.id in passed or not could_take(router, a.id, w.ix.channel):
                 continue
             for queue, skills in reqs:
                 if a.config.queues is not None and queue not in a.config.queues:
@@ -448,8 +483,6 @@ def drive(
     steps: int,
     *,
     prefix: str = "r",
-    queue_transfers: bool = True,
-    requeues: bool = True,
 ) -> list[str]:
     """Apply `steps` random commands (and clock jumps) to `kit`; return submitted ids.
 
@@ -499,14 +532,11 @@ def drive(
                 if what < 0.7:
                     router.complete(iid)
                 elif what < 0.8:
-                    if requeues:
-                        router.requeue(iid)
+                    router.requeue(iid)
                 elif what < 0.9:
-                    if not requeues:
-                        continue
                     holder = router.active[iid].ix.agent
                     router.transfer(iid, to_agent=rng.choice([a for a in agents if a != holder]))
-                elif queue_transfers:
+                else:
                     w = router.active[iid]
                     targets = [
                         q

@@ -20,6 +20,8 @@ from routerkit import (
     SKILLS,
     Kit,
     check_invariants,
+    check_reads,
+    could_take,
     idle_violations,
     ix,
     scenario_config,
@@ -205,6 +207,13 @@ class RouterMachine(RuleBasedStateMachine):
     def consistent(self) -> None:
         self.kit.drain()
         check_invariants(self.router, self.kit.log, self.submitted)
+
+    @invariant()
+    def reads_agree(self) -> None:
+        check_reads(self.router)
+        for a in self.router.agents.values():
+            for channel in CHANNELS:
+                assert a.can_take(channel) == could_take(self.router, a.id, channel)
 
     @invariant()
     def no_ready_agent_idles(self) -> None:

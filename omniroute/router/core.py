@@ -127,6 +127,7 @@ class Router:
             self.queues[queue.name] = QueueRuntime(queue, strategy, calendar)
             if calendar is not None:
                 self._at(calendar.next_change(self.now), self._hours_changed, queue.name)
+                self._note_closing(self.queues[queue.name])
         for agent in agents:
             self._on_agent_configured(ev.AgentConfigured(at=self.now, agent=agent))
 
@@ -300,7 +301,11 @@ class Router:
         """
         self._tick()
         agent = self._agent(agent_id)
-        presence = Presence(presence)
+        try:
+            presence = Presence(presence)
+        except ValueError:
+            known = ", ".join(p.value for p in Presence)
+            raise RouterError(f'unknown presence "{presence}"; one of: {known}') from None
         if presence is agent.presence and reason == agent.reason:
             return  # nothing changes: no event
         if presence is not Presence.READY:
@@ -424,7 +429,7 @@ class Router:
         """Today's KPIs of a queue (live service level, ASA, abandon rate...)."""
         if queue not in self.queues:
             raise RouterError(f'unknown queue "{queue}"')
-        return self._stats(self.queues[queue], self.now)
+        return self._stats(self.queues[queue], max(self.now, self.clock.now()))
 
     def explain(self, interaction_id: str) -> dict[str, Any]:
         """Why an interaction is where it is: who could take it, and why nobody has."""
@@ -494,6 +499,8 @@ class Router:
                     apply(event)
         finally:
             self._replaying = False
+        for queue in self.queues.values():
+            self._note_closing(queue)
         self.outbox.clear()
         self._requeued.clear()
         self._released.clear()
@@ -819,6 +826,13 @@ class Router:
         queue.closed_since = self.now
         for w in list(queue.waiting.values()):
             self._closed_check(w)
+
+    def _note_closing(self, queue: QueueRuntime) -> None:
+        """If the queue is closed now, when it closed: derived from its calendar, so a
+        router rebuilt after a restart knows it as well as one that saw it close."""
+        calendar = queue.calendar
+        if calendar is not None and not calendar.is_open(self.now):
+            queue.closed_since = calendar.last_close(self.now)
 
     def _closed_check(self, w: Waiting) -> None:
         """Apply the closed action to a waiting interaction once per closing (one that was

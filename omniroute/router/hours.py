@@ -102,5 +102,16 @@ class Calendar:
             left -= end - start
         return math.inf
 
+    def last_close(self, t: float) -> float:
+        """When the queue last closed at or before `t` (-inf if not within a week)."""
+        day = dt.datetime.fromtimestamp(t, self.zone).date() - dt.timedelta(days=8)
+        last = -math.inf
+        for _ in range(9):
+            for _start, end in self._day(day):
+                if end <= t:
+                    last = max(last, end)
+            day += dt.timedelta(days=1)
+        return last
+
     def local_date(self, t: float) -> dt.date:
         return dt.datetime.fromtimestamp(t, self.zone).date()
