@@ -615,8 +615,8 @@ class Router:
                     if not heap:
                         continue
                     entry = heap[0]
-                    w = entry[3]
-                    if w.version != entry[2]:
+                    w: Waiting | None = entry[3]
+                    if w is None or w.version != entry[2]:
                         w = bucket.head()
                         if w is None:
                             continue
@@ -629,11 +629,8 @@ class Router:
                         best, best_key, best_bucket = w, k, bucket
             if best is None or best_bucket is None:
                 return
-            note = best_bucket.pull_note
-            if note is None:
-                note = best_bucket.pull_note = (
-                    f"the agent's next interaction by {self.selector.name}"
-                )
+            note = best_bucket.pull_note or f"the agent's next interaction by {self.selector.name}"
+            best_bucket.pull_note = note
             explanation = Explanation(
                 strategy=best_bucket.queue.strategy.name,
                 requirement=best_bucket.requirement,
