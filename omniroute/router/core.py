@@ -38,7 +38,7 @@ from ..model import (
     Routing,
 )
 from .hours import Calendar
-from .state import AgentStatus, Bucket, PendingOffer, Profile, QueueRuntime, Waiting
+from .state import AgentStatus, Bucket, PendingOffer, Profile, QueueRuntime, Waiting, skill_key
 from .strategy import QueueSelector, Strategy, StrategySpec
 
 S = InteractionState
@@ -1165,7 +1165,7 @@ class Router:
         return heap
 
     def _profile(self, skills: Mapping[str, int], queues: tuple[str, ...] | None) -> Profile:
-        key = (tuple(sorted(skills.items())), queues)
+        key = (skill_key(skills), queues)
         profile = self.profiles.get(key)
         if profile is None:
             profile = Profile(len(self.profiles), skills, queues)
@@ -1180,7 +1180,7 @@ class Router:
         return profile
 
     def _bucket(self, queue: QueueRuntime, channel: str, requirement: dict[str, int]) -> Bucket:
-        key = (queue.name, channel, tuple(sorted(requirement.items())))
+        key = (queue.name, channel, skill_key(requirement))
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = Bucket(queue, channel, requirement)

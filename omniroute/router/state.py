@@ -108,13 +108,12 @@ class AgentStatus:
 class Profile:
     """Agents with the same skills and queue membership: one eligibility check for all."""
 
-    __slots__ = ("agents", "free", "heap_index", "heaps", "id", "key", "queues", "skills")
+    __slots__ = ("agents", "free", "heap_index", "heaps", "id", "queues", "skills")
 
     def __init__(self, pid: int, skills: Mapping[str, int], queues: tuple[str, ...] | None):
         self.id = pid
         self.skills = dict(skills)
         self.queues = frozenset(queues) if queues is not None else None
-        self.key = (skill_key(skills), queues)
         self.agents: dict[str, AgentStatus] = {}
         # channel -> id(strategy) -> heap of (key, seq, version, agent)
         # channel -> [(strategy, heap of (key, seq, version, agent))]
@@ -181,7 +180,6 @@ class Bucket:
         "channel",
         "group_keys",
         "heap",
-        "key",
         "profiles",
         "pull_note",
         "queue",
@@ -192,7 +190,6 @@ class Bucket:
         self.queue = queue
         self.channel = channel
         self.requirement = dict(requirement)
-        self.key = (queue.name, channel, skill_key(requirement))
         self.heap: list[tuple[float, int, int, Waiting]] = []
         self.profiles: list[Profile] = []  # eligible profiles, kept by the router
         self.group_keys: dict[int, Any] = {}  # profile id -> strategy.group_key
