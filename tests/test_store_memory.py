@@ -123,3 +123,15 @@ def test_open_store_errors(section: dict[str, object], message: str) -> None:
 def test_unknown_backend_says_durable_ones_come_later() -> None:
     with pytest.raises(ConfigError, match="sqlite and postgres stores come in a later release"):
         open_store({"backend": "postgres"})
+
+
+@pytest.mark.anyio
+async def test_snapshots_keep_the_newest_and_check_the_seq() -> None:
+    store = MemoryStore()
+    assert await store.load_snapshot() is None
+    await store.append(sample_events())
+    await store.save_snapshot(2, b"two")
+    await store.save_snapshot(5, b"five")
+    assert await store.load_snapshot() == (5, b"five")
+    with pytest.raises(StoreError, match="log ends at 5"):
+        await store.save_snapshot(6, b"six")

@@ -13,10 +13,10 @@ from typing import Any
 import msgspec
 
 from ..config import ConfigError
-from .base import Store, StoreError
+from .base import SchemaError, Store, StoreError
 from .memory import MemoryStore
 
-__all__ = ["BACKENDS", "MemoryStore", "Store", "StoreError", "open_store"]
+__all__ = ["BACKENDS", "MemoryStore", "SchemaError", "Store", "StoreError", "open_store"]
 
 #: Backends `[store] backend = "..."` may name.
 BACKENDS: tuple[str, ...] = ("memory",)

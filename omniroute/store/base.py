@@ -11,11 +11,17 @@ from typing import Protocol, runtime_checkable
 
 from ..events import Event
 
-__all__ = ["Store", "StoreError"]
+__all__ = ["SchemaError", "Store", "StoreError"]
 
 
 class StoreError(Exception):
     """The store cannot do what was asked (closed, unreachable, full); says which and why."""
+
+
+class SchemaError(StoreError):
+    """The database's schema is not one this code can use: newer than it knows (upgrade
+    omniroute), older and not yet migrated (`omniroute store migrate`), or not omniroute's.
+    The message names both versions."""
 
 
 @runtime_checkable
@@ -46,6 +52,19 @@ class Store(Protocol):
 
     async def last_seq(self) -> int:
         """The sequence number of the last stored event; 0 when the log is empty."""
+        ...
+
+    async def save_snapshot(self, seq: int, data: bytes) -> None:
+        """Keep `data`, the router's state after event `seq`, durably.
+
+        Restart loads the newest snapshot and replays only the events after it, so that
+        it does not replay the whole history. `data` is opaque to the store; older
+        snapshots may be dropped once a newer one is durable.
+        """
+        ...
+
+    async def load_snapshot(self) -> tuple[int, bytes] | None:
+        """The newest snapshot as (seq, data), or None when there is none."""
         ...
 
     async def close(self) -> None:

@@ -27,6 +27,7 @@ class MemoryStore:
         self.encode = encode
         self._items: list[ev.Event | bytes] = []
         self._closed = False
+        self._snapshot: tuple[int, bytes] | None = None
 
     async def append(self, events: Sequence[ev.Event]) -> int:
         self._check_open()
@@ -48,6 +49,16 @@ class MemoryStore:
     async def last_seq(self) -> int:
         self._check_open()
         return len(self._items)
+
+    async def save_snapshot(self, seq: int, data: bytes) -> None:
+        self._check_open()
+        if not 0 <= seq <= len(self._items):
+            raise StoreError(f"snapshot after event {seq}, but the log ends at {len(self._items)}")
+        self._snapshot = (seq, bytes(data))
+
+    async def load_snapshot(self) -> tuple[int, bytes] | None:
+        self._check_open()
+        return self._snapshot
 
     async def close(self) -> None:
         self._closed = True
