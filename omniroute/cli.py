@@ -170,3 +170,8 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
         "  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]])
         for line in lines
     )
+
+
+# ------------------------------------------------------------------ commands in other modules
+# Each module below registers its commands with `@command` when imported; one line each.
+# They keep heavy imports inside their command functions, like the ones above.
