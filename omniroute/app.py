@@ -34,7 +34,7 @@ from .model import Interaction, Presence
 from .plugins import PluginHost
 from .router.core import Router, RouterError
 from .specs import Channel
-from .store import Store, StoreError, open_store
+from .store import Purging, Store, StoreError, open_store, store_config
 
 __all__ = ["HOOKS_BY_EVENT", "App", "RouterError"]
 
@@ -98,7 +98,11 @@ class App:
             selector=selectors[config.routing.queue_selection].factory(),
             routing=config.routing,
         )
+        #: The decoded `[store]` table (retention and snapshot settings apply to any store).
+        self.store_config = store_config(config.store)
         self._owns_store = store is None
+        # A relative `[store] path` is relative to the current folder here; `serve` opens
+        # the store itself, relative to the config file's folder, and passes it in.
         self.store: Store = store if store is not None else open_store(config.store)
         #: Channels started by `run`, by name.
         self.channels: dict[str, Channel] = {}
@@ -145,6 +149,9 @@ class App:
                 self._running = True
                 tg.start_soon(self._observe, name="omniroute observers")
                 tg.start_soon(self._timer_loop, name="omniroute timers")
+                retention = self.store_config.retention_days
+                if retention is not None and isinstance(self.store, Purging):
+                    tg.start_soon(self._retention_loop, retention, name="omniroute retention")
                 for name, spec in self.host.channels().items():
                     if name in self.config.plugins:
                         channel = spec.factory(self.plugin_config.get(name), self)
@@ -373,6 +380,23 @@ class App:
                 await self._flush(target)
             except StoreError:
                 return  # the app is stopping; `run` raises it
+
+    # ------------------------------------------------------------------ retention
+
+    async def _retention_loop(self, days: float) -> None:
+        """Purge message bodies older than `days` now, then once a day (on the Clock).
+
+        A failed purge is logged and retried the next day: retention never stops routing.
+        """
+        assert isinstance(self.store, Purging)
+        while True:
+            try:
+                changed = await self.store.purge(self.clock.now() - days * 86400)
+            except StoreError:
+                logger.exception("purging message bodies failed; retrying in a day")
+            else:
+                logger.info("purged message bodies of %d events older than %g days", changed, days)
+            await self.clock.sleep_until(self.clock.now() + 86400)
 
     # ------------------------------------------------------------------ observers
 

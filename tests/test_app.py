@@ -490,7 +490,11 @@ async def test_a_crashing_channel_is_logged_and_routing_goes_on(
 
 @pytest.mark.anyio
 async def test_an_app_closes_only_the_store_it_opened(plugin_host: PluginHost) -> None:
-    own = App(from_dict(CONFIG), clock=VirtualClock(), host=plugin_host)
+    own = App(
+        from_dict({**CONFIG, "store": {"backend": "memory"}}),
+        clock=VirtualClock(),
+        host=plugin_host,
+    )
     async with own.running():
         await own.submit(contact(1))
     with pytest.raises(StoreError, match="closed"):

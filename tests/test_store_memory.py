@@ -1,13 +1,12 @@
-"""The memory store: the Store contract, JSON round trips, and `open_store`."""
+"""The memory store: the Store contract and JSON round trips."""
 
 from __future__ import annotations
 
 import pytest
 
 from omniroute import events as ev
-from omniroute.config import ConfigError
 from omniroute.model import Interaction, Presence
-from omniroute.store import MemoryStore, Store, StoreError, open_store
+from omniroute.store import MemoryStore, Store, StoreError
 
 
 @pytest.fixture
@@ -97,32 +96,6 @@ async def test_closed_store_refuses_work() -> None:
         await store.last_seq()
     with pytest.raises(StoreError):
         await read_all(store)
-
-
-def test_open_store_defaults_to_memory() -> None:
-    store = open_store(None)
-    assert isinstance(store, MemoryStore) and not store.encode
-    store = open_store({"backend": "memory", "encode": True})
-    assert isinstance(store, MemoryStore) and store.encode
-
-
-@pytest.mark.parametrize(
-    ("section", "message"),
-    [
-        ({"backend": "sqlite"}, 'store.backend: unknown backend "sqlite"; known: "memory"'),
-        ({"encode": "yes"}, "store.encode: expected bool, got str"),
-        ({"path": "x.db"}, 'store: unknown option "path"'),
-    ],
-)
-def test_open_store_errors(section: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        open_store(section)
-    assert info.value.errors[0].startswith(message)
-
-
-def test_unknown_backend_says_durable_ones_come_later() -> None:
-    with pytest.raises(ConfigError, match="sqlite and postgres stores come in a later release"):
-        open_store({"backend": "postgres"})
 
 
 @pytest.mark.anyio

@@ -1,51 +1,117 @@
 """Where events are kept: the `Store` protocol and the backends behind `[store]`.
 
-Only the memory backend exists so far. The durable ones, SQLite (one machine, the
-default once it lands) and PostgreSQL (several nodes), come in a later release.
+* `sqlite` (the default, also when `[store]` is absent): one file, one machine.
+* `postgres`: several nodes share one contact center (omniroute.store.postgres).
+* `memory`: tests and simulation; a restart loses everything.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import msgspec
 
 from ..config import ConfigError
-from .base import SchemaError, Store, StoreError
+from .base import Purging, SchemaError, Store, StoreError
 from .memory import MemoryStore
 
-__all__ = ["BACKENDS", "MemoryStore", "SchemaError", "Store", "StoreError", "open_store"]
+__all__ = [
+    "BACKENDS",
+    "MemoryStore",
+    "Purging",
+    "SchemaError",
+    "Store",
+    "StoreConfig",
+    "StoreError",
+    "open_store",
+    "store_config",
+]
 
 #: Backends `[store] backend = "..."` may name.
-BACKENDS: tuple[str, ...] = ("memory",)
-_LATER = "the durable sqlite and postgres stores come in a later release"
+BACKENDS: tuple[str, ...] = ("sqlite", "postgres", "memory")
+#: Options only some backends take, by option.
+_ONLY_FOR: dict[str, tuple[str, ...]] = {
+    "path": ("sqlite",),
+    "dsn": ("postgres",),
+    "encode": ("memory",),
+}
 
 
-class _MemoryOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    backend: str = "memory"
+class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """The `[store]` table. Relative `path`s are relative to the config file's folder."""
+
+    backend: str = "sqlite"
+    path: str = "omniroute.db"
+    dsn: str | None = None
     encode: bool = False
+    #: Purge message bodies of events older than this many days; None keeps them forever.
+    retention_days: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    #: Save a routing snapshot every this many events; 0 never.
+    snapshot_every: Annotated[int, msgspec.Meta(ge=0)] = 100_000
 
 
-def open_store(config_section: Mapping[str, Any] | None) -> Store:
-    """The store the `[store]` section asks for; no section means the memory store.
-
-    Raises ConfigError (with `store.` locations, like the rest of the config) for an
-    unknown backend or option.
-    """
+def store_config(config_section: Mapping[str, Any] | None) -> StoreConfig:
+    """Decode and check `[store]`; raises ConfigError with `store.` locations."""
     section = dict(config_section or {})
-    backend = section.get("backend", "memory")
+    backend = section.get("backend", "sqlite")
     if backend not in BACKENDS:
         known = ", ".join(f'"{name}"' for name in BACKENDS)
-        raise ConfigError(
-            [f'store.backend: unknown backend "{backend}"; known: {known} ({_LATER})']
-        )
+        raise ConfigError([f'store.backend: unknown backend "{backend}"; known: {known}'])
     try:
-        options = msgspec.convert(section, _MemoryOptions)
+        options = msgspec.convert(section, StoreConfig)
     except msgspec.ValidationError as exc:
         raise ConfigError([_where(str(exc))]) from None
-    return MemoryStore(encode=options.encode)
+    errors = [
+        f'store.{key}: only for backend {" or ".join(repr(b) for b in backends)}, not "{backend}"'
+        for key, backends in _ONLY_FOR.items()
+        if key in section and backend not in backends
+    ]
+    if backend == "postgres" and not options.dsn:
+        errors.append(
+            'store.dsn: required for backend "postgres" '
+            '(e.g. "postgresql://omniroute@db.example/omniroute")'
+        )
+    if errors:
+        raise ConfigError(errors)
+    return options
+
+
+def open_store(
+    config_section: Mapping[str, Any] | None,
+    *,
+    root: str | Path | None = None,
+    migrate: bool = False,
+) -> Store:
+    """The store the `[store]` section asks for; no section means SQLite at
+    `omniroute.db`.
+
+    `root` is the folder a relative `path` is relative to: the config file's folder
+    (`omniroute serve` and `omniroute store` pass it); None means the current one.
+    `migrate=True` upgrades an older schema instead of raising SchemaError.
+    Raises ConfigError for bad options, StoreError/SchemaError when the store cannot
+    be opened.
+    """
+    options = store_config(config_section)
+    if options.backend == "memory":
+        return MemoryStore(encode=options.encode)
+    if options.backend == "postgres":
+        try:
+            from .postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise StoreError(
+                f"store.backend: the postgres store is not available in this installation ({exc})"
+            ) from None
+        store: Store = PostgresStore(dsn=options.dsn)
+        return store
+    from .sqlite import SqliteStore
+
+    path = Path(options.path).expanduser()
+    if root is not None and not path.is_absolute():
+        path = Path(root) / path
+    return SqliteStore(path, migrate=migrate)
 
 
 def _where(message: str) -> str:
@@ -53,7 +119,7 @@ def _where(message: str) -> str:
     text, _, path = message.partition(" - at `$")
     unknown = re.fullmatch(r"Object contains unknown field `(.+)`", text)
     if unknown:
-        fields = ", ".join(_MemoryOptions.__struct_fields__)
-        return f'store: unknown option "{unknown[1]}"; the memory store takes: {fields}'
+        fields = ", ".join(StoreConfig.__struct_fields__)
+        return f'store: unknown option "{unknown[1]}"; [store] takes: {fields}'
     where = "store" + path.rstrip("`")
     return f"{where}: {text[:1].lower()}{text[1:]}".replace("`", "")

@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 from ..events import Event
 
-__all__ = ["SchemaError", "Store", "StoreError"]
+__all__ = ["Purging", "SchemaError", "Store", "StoreError"]
 
 
 class StoreError(Exception):
@@ -30,9 +30,14 @@ class Store(Protocol):
 
     Rules every implementation keeps:
 
-    * Durability: when `append` returns, its events survive a crash of this process.
-      A channel acknowledges its sender ("accepted", HTTP 202, a Telegram reply) only
-      after the append that holds its interaction returned; `App.submit` returns then.
+    * Durability: when `append` returns, its events are committed: they survive a
+      `kill -9` of this process and, as far as the backend promises it, a power loss
+      (SQLite: WAL with synchronous=FULL; PostgreSQL: a committed transaction). Never
+      return before that, never acknowledge from a cache.
+    * Acknowledge only after durable: a channel tells its sender "accepted" (SMTP 250,
+      HTTP 201, a Telegram update offset) only after the append holding its interaction
+      returned; `App.submit` returns exactly then. An error from `append` means nothing
+      may be acknowledged: the sender retries, and the app stops (fail-stop).
     * Order: sequence numbers are positive and strictly increasing in append order; a
       batch is stored whole or not at all, and `read` returns events in that order.
     * One writer: appends come from one app (the routing leader), serialised by it, so
@@ -69,4 +74,15 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Release connections and files; later calls raise StoreError. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class Purging(Protocol):
+    """A store that can apply retention (`omniroute store purge`, `retention_days`)."""
+
+    async def purge(self, before: float) -> int:
+        """Replace message bodies of events that happened before `before` (epoch seconds)
+        with markers, as `omniroute.store.retention.purge_bodies` does; return how many
+        events changed. Every event stays, so state and KPIs rebuild as before."""
         ...
