@@ -175,3 +175,4 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 # ------------------------------------------------------------------ commands in other modules
 # Each module below registers its commands with `@command` when imported; one line each.
 # They keep heavy imports inside their command functions, like the ones above.
+from .store import cli as _store_cli  # noqa: E402, F401  (omniroute store ...)
