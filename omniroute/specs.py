@@ -34,8 +34,14 @@ class Channel(Protocol):
     """A channel adapter: owns a transport, never routing.
 
     `run` receives contacts and hands them to the app (`app.submit(...)`) until cancelled.
-    An adapter tells its sender "accepted" only after `submit` returned, because that is
-    when the interaction is durable. `deliver` sends an agent's message to the customer.
+    `deliver` sends an agent's message to the customer.
+
+    Acknowledge only after durable: tell the sender "accepted" (SMTP 250, HTTP 201,
+    advancing the Telegram update offset, answering a call) only after `await
+    app.submit(...)` returned, because that is when the interaction is committed to the
+    store and survives a crash. Never acknowledge before, from a buffer, or when
+    `submit` raised: then the sender must retry (SMTP 4xx, HTTP 503, offset kept), and a
+    contact is never lost between "accepted" and the log.
     """
 
     name: str
