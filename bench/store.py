@@ -33,7 +33,7 @@ from omniroute.config import Config, from_dict
 from omniroute.model import Interaction, Presence
 from omniroute.plugins import PluginHost
 from omniroute.router.core import Router
-from omniroute.store import Store
+from omniroute.store import MemoryStore, Store
 from omniroute.store.sqlite import SqliteStore
 
 QUEUES = [f"q{i}" for i in range(8)]
@@ -76,7 +76,7 @@ class CountingStore:
 async def throughput(store: Store, seconds: float, submitters: int) -> tuple[float, float]:
     """(durable events per second, average events per append) through an App."""
     counting = CountingStore(store)
-    app = App(config(100), clock=VirtualClock(START), store=counting)  # type: ignore[arg-type]
+    app = App(config(200), clock=VirtualClock(START), store=counting)  # type: ignore[arg-type]
     numbers = iter(range(10**9))
     async with app.running():
         for agent in app.config.agents:
@@ -111,6 +111,17 @@ async def throughput(store: Store, seconds: float, submitters: int) -> tuple[flo
         written = await store.last_seq() - first
         batches = counting.appends - appends
     return written / elapsed, written / max(1, batches)
+
+
+async def append_rate(store: Store, events: list[ev.Event], batch: int, seconds: float) -> float:
+    """Durable events per second appending `batch` events per call (one commit each)."""
+    done = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        start = done % (len(events) - batch)
+        await store.append(events[start : start + batch])
+        done += batch
+    return done / (time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------------- restart
@@ -190,26 +201,38 @@ def _postgres() -> Callable[[], Store] | None:
     return lambda: PostgresStore(dsn=dsn)  # type: ignore[no-any-return]
 
 
+async def measure(
+    name: str, make_store: Callable[[], Store], sample: list[ev.Event], args: argparse.Namespace
+) -> float:
+    """Print the store-level and App-level rates of one backend; return the store-level one."""
+    store = make_store()
+    app_rate, per_commit = await throughput(store, args.seconds, args.submitters)
+    print(
+        f"store-{name}-app: {app_rate:.0f} durable events/s through the App, "
+        f"{args.submitters} concurrent submitters, {per_commit:.0f} events per commit"
+    )
+    rate = await append_rate(store, sample, args.batch, args.seconds)
+    await store.close()
+    print(f"store-{name}-append: {rate:.0f} durable events/s, {args.batch} events per commit")
+    return rate
+
+
 async def run(args: argparse.Namespace) -> str:
+    cfg = config(200)
+    sample = [e for batch in history(20_000, cfg, batch=20_000) for e in batch]
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
-        path = Path(folder) / "bench.db"
-        store = SqliteStore(path)
-        rate, per_batch = await throughput(store, args.seconds, args.submitters)
-        await store.close()
-        print(f"store-sqlite: {rate:.0f} durable events/s, {per_batch:.0f} events per commit")
+        memory, _ = await throughput(MemoryStore(), args.seconds, args.submitters)
+        print(f"store-memory-app: {memory:.0f} events/s through the App (its own ceiling)")
+        rate = await measure("sqlite", lambda: SqliteStore(Path(folder) / "bench.db"), sample, args)
         sqlite = f"sqlite {rate:.0f} events/s"
         postgres = "postgres n/a"
         make_pg = _postgres()
         if make_pg is not None:
             try:
-                pg = make_pg()
-                rate, per_batch = await throughput(pg, args.seconds, args.submitters)
-                await pg.close()
-                print(f"store-postgres: {rate:.0f} durable events/s, {per_batch:.0f} per commit")
+                rate = await measure("postgres", make_pg, sample, args)
                 postgres = f"postgres {rate:.0f} events/s"
             except Exception as exc:  # no server: say so, keep the sqlite figures
-                print(f"store-postgres: not measured ({exc})")
-        cfg = config(200)
+                print(f"store-postgres: not measured ({exc!r})")
         big = Path(folder) / "restart.db"
         filled = time.perf_counter()
         store = SqliteStore(big)
@@ -225,6 +248,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench store")
     parser.add_argument("--seconds", type=float, default=5.0, help="throughput run length")
     parser.add_argument("--submitters", type=int, default=500, help="concurrent submitters")
+    parser.add_argument("--batch", type=int, default=100, help="events per append")
     parser.add_argument("--events", type=int, default=1_000_000, help="log length for restart")
     parser.add_argument("--dir", default=None, help="folder for the database files")
     args = parser.parse_args(argv)

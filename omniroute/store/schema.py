@@ -20,9 +20,9 @@ APPLICATION_ID = 0x4F6D5274
 #: Step N (1-based) takes a database from version N-1 to N; each runs in one transaction.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
-        # `type` and `at` are copies of the event's tag and time, for retention and export.
+        # `data` is the event's JSON; `type` and `at` copy its tag and time, for retention.
         "CREATE TABLE events (seq INTEGER PRIMARY KEY, at REAL NOT NULL,"
-        " type TEXT NOT NULL, data BLOB NOT NULL)",
+        " type TEXT NOT NULL, data TEXT NOT NULL)",
         "CREATE TABLE snapshots (seq INTEGER PRIMARY KEY, data BLOB NOT NULL)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
