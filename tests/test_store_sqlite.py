@@ -236,3 +236,18 @@ async def test_purge_replaces_bodies_before_the_cutoff_only(db: Path) -> None:
     assert await store.purge(200.0) == 0  # nothing left to do
     assert await store.purge(1000.0) == 1  # only the newer message
     await store.close()
+
+
+@pytest.mark.anyio
+async def test_reads_number_events_right_across_a_gap(db: Path) -> None:
+    store = SqliteStore(db)
+    await store.append([ev.Note(at=float(i), kind="n") for i in range(1, 6)])
+    with sqlite3.connect(db) as conn:  # a gap that only a hand-edited file could have
+        conn.execute("DELETE FROM events WHERE seq = 3")
+    assert [(seq, e.at) for seq, e in await read_all(store)] == [
+        (1, 1.0),
+        (2, 2.0),
+        (4, 4.0),
+        (5, 5.0),
+    ]
+    await store.close()

@@ -27,6 +27,7 @@ from typing import TypeVar
 
 import anyio
 import anyio.to_thread
+import msgspec
 
 from .. import events as ev
 from . import schema
@@ -35,6 +36,11 @@ from .retention import PURGEABLE_TAGS, purge_bodies
 
 __all__ = ["SqliteStore"]
 
+_CHUNK = (
+    "SELECT count(*), min(seq), max(seq), '[' || group_concat(data, ',') || ']' FROM"
+    " (SELECT seq, data FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?)"
+)
+_decode_array = msgspec.json.Decoder(list[ev.AnyEvent]).decode  # type: ignore[valid-type]
 _INSERT = (
     "INSERT INTO events (seq, at, type, data) SELECT ? + key, json_extract(value, '$.at'),"
     " json_extract(value, '$.type'), value FROM json_each(?)"
@@ -150,22 +156,31 @@ class SqliteStore:
         self._check_open()
         end = self._last
         position = max(since, 0)
-        decode = ev.decode
         while position < end:
-
-            def fetch(start: int = position) -> list[tuple[int, ev.Event]]:
-                rows = self._conn.execute(
-                    "SELECT seq, data FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                    (start, end, READ_CHUNK),
-                ).fetchall()
-                return [(seq, decode(data)) for seq, data in rows]
-
-            chunk = await self._run(fetch)
+            chunk = await self._run(partial(self._fetch, position, end))
             if not chunk:
                 return
             for item in chunk:
                 yield item
             position = chunk[-1][0]
+
+    def _fetch(self, after: int, end: int) -> list[tuple[int, ev.Event]]:
+        """Up to READ_CHUNK events numbered in (after, end], decoded.
+
+        SQLite joins the chunk into one JSON array, decoded in one call: much cheaper
+        than a row at a time, which matters when a restart replays a long log.
+        """
+        count, low, high, array = self._conn.execute(_CHUNK, (after, end, READ_CHUNK)).fetchone()
+        if not count:
+            return []
+        events = _decode_array(array)
+        if high - low + 1 == count:  # numbers without gaps: the usual case
+            return list(zip(range(low, high + 1), events, strict=True))
+        seqs = self._conn.execute(
+            "SELECT seq FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (after, end, READ_CHUNK),
+        ).fetchall()
+        return [(seq, event) for (seq,), event in zip(seqs, events, strict=True)]
 
     async def last_seq(self) -> int:
         self._check_open()
