@@ -1,0 +1,93 @@
+"""The App on a SQLite file: a restart resumes from it, and retention runs on the clock."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from omniroute import events as ev
+from omniroute.app import App
+from omniroute.clock import VirtualClock
+from omniroute.model import Interaction, InteractionState, Presence
+from omniroute.store.sqlite import SqliteStore
+
+if not importlib.metadata.entry_points(group="pytest11", name="omniroute"):
+    pytest_plugins = ["omniroute.testing"]
+
+DAY = 86400.0
+CONFIG: dict[str, Any] = {
+    "queues": [{"name": "support", "offer_timeout": 60, "wrap_up": 0}],
+    "agents": [{"id": "a1", "capacity": {"email": 1}}],
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def email(n: int) -> Interaction:
+    return Interaction(
+        id=f"e{n}", channel="email", queue="support", subject=f"help {n}", attributes={"b": n}
+    )
+
+
+@pytest.mark.anyio
+async def test_a_restart_on_the_file_resumes_queues_and_assignments(
+    app: Callable[..., App], tmp_path: Path
+) -> None:
+    db = tmp_path / "omniroute.db"
+    store = SqliteStore(db)
+    async with app(CONFIG, store=store).running() as first:
+        await first.set_presence("a1", Presence.READY)
+        for n in range(1, 4):
+            await first.submit(email(n))
+        offer = next(iter(first.router.offers))
+        await first.accept(offer)
+    await store.close()
+
+    store = SqliteStore(db)
+    async with app(CONFIG, store=store).running() as second:
+        router = second.router
+        assert router.interaction("e1").state is InteractionState.ASSIGNED
+        assert router.interaction("e1").agent == "a1"
+        assert [ix.id for ix in router.waiting("support")] == ["e2", "e3"]
+    await store.close()
+
+
+@pytest.mark.anyio
+async def test_retention_purges_at_start_and_then_daily(
+    app: Callable[..., App], tmp_path: Path
+) -> None:
+    store = SqliteStore(tmp_path / "omniroute.db")
+    clock = VirtualClock(100 * DAY)
+    config = {**CONFIG, "store": {"backend": "memory", "retention_days": 2}}
+
+    async def subjects() -> list[str | None]:
+        return [
+            e.interaction.subject
+            async for _, e in store.read()
+            if isinstance(e, ev.InteractionQueued)
+        ]
+
+    async with app(config, store=store, clock=clock).running() as running:
+        await running.submit(email(1))
+        clock.advance(DAY)
+        await running.submit(email(2))
+        await anyio.wait_all_tasks_blocked()
+        assert await subjects() == ["help 1", "help 2"]  # nothing is two days old yet
+        clock.advance(DAY)  # the daily run: e1 is exactly two days old, not older
+        await anyio.wait_all_tasks_blocked()
+        assert await subjects() == ["help 1", "help 2"]
+        clock.advance(DAY)
+        await anyio.wait_all_tasks_blocked()
+        assert await subjects() == ["[purged]", "help 2"]
+        clock.advance(DAY)
+        await anyio.wait_all_tasks_blocked()
+        assert await subjects() == ["[purged]", "[purged]"]
+    await store.close()
