@@ -116,7 +116,7 @@ class App:
         self._pending: list[ev.Event] = []
         self._staged = 0  # events ever staged
         self._written = 0  # events ever written
-        self._write_lock = anyio.Lock()
+        self._writing: anyio.Event | None = None  # set when the append in flight is done
         # The timer loop's sleep, cancelled to wake it when an earlier deadline appears.
         self._sleep: tuple[anyio.CancelScope, float | None] | None = None
         self._to_observers: MemoryObjectSendStream[ev.Event]
@@ -297,24 +297,34 @@ class App:
     async def _flush(self, target: int) -> None:
         """Return once the first `target` staged events are durable and published.
 
+        Group commit: one command at a time writes everything pending in one append;
+        the others wait for that append (all woken together when it is done), then
+        return if it held their events, or one of them writes the next batch.
         Shielded: the router already applied these events, so a cancelled caller must
         not leave them out of the log.
         """
         if self._written >= target:
             return
         with anyio.CancelScope(shield=True):
-            async with self._write_lock:
+            while self._written < target:
                 if self._failure is not None:
                     raise self._failure
-                if self._written >= target:
-                    return  # an earlier writer took ours in its batch
+                writing = self._writing
+                if writing is not None:
+                    await writing.wait()
+                    continue
+                self._writing = done = anyio.Event()
                 batch, self._pending = self._pending, []
                 try:
                     await self.store.append(batch)
                 except Exception as exc:
                     raise self._fail(exc, len(batch)) from exc
-                self._written += len(batch)
-                self._publish(batch)
+                else:
+                    self._written += len(batch)
+                    self._publish(batch)
+                finally:
+                    self._writing = None
+                    done.set()
 
     def _fail(self, exc: Exception, lost: int) -> StoreError:
         """Stop the app: the router holds state the log lacks, so only a restart is safe."""
