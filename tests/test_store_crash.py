@@ -34,7 +34,8 @@ def anyio_backend() -> str:
 
 
 def run_and_kill(db: Path, run: int, rng: random.Random) -> list[str]:
-    """Start the driver, let it work for a random moment, SIGKILL it; the ids it ACKed."""
+    """Start the driver, let it work for a random moment (or kill it while it starts),
+    SIGKILL it; the ids it ACKed."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
         [sys.executable, str(DRIVER), str(db), str(run), str(rng.randrange(10**6))],
@@ -44,9 +45,12 @@ def run_and_kill(db: Path, run: int, rng: random.Random) -> list[str]:
     )
     assert proc.stdout is not None
     try:
-        ready = proc.stdout.readline()
-        assert ready == b"READY\n", ready + proc.stderr.read()  # type: ignore[union-attr]
-        time.sleep(rng.uniform(0.0, 0.5))
+        if rng.random() < 0.2:  # sometimes while it starts: opening, replaying, resuming
+            time.sleep(rng.uniform(0.0, 0.6))
+        else:
+            ready = proc.stdout.readline()
+            assert ready == b"READY\n", ready + proc.stderr.read()  # type: ignore[union-attr]
+            time.sleep(rng.uniform(0.0, 0.5))
     finally:
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate()
