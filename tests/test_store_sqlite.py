@@ -251,3 +251,24 @@ async def test_reads_number_events_right_across_a_gap(db: Path) -> None:
         (5, 5.0),
     ]
     await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_huge_batch_is_several_statements_in_one_transaction(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("omniroute.store.sqlite.APPEND_CHUNK", 2)
+    store = SqliteStore(db)
+    notes = [ev.Note(at=float(i), kind="n") for i in range(5)]
+    assert await store.append(notes) == 5
+    assert [e for _, e in await read_all(store)] == notes
+    # All or nothing: the third statement fails, the first two are rolled back.
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO events VALUES (10, 0, 'note', '{}')")
+    with pytest.raises(StoreError, match="sequence numbers from 6 are taken"):
+        await store.append(notes)
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT seq FROM events").fetchall() == [
+            (i,) for i in (1, 2, 3, 4, 5, 10)
+        ]

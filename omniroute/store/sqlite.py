@@ -48,6 +48,8 @@ _INSERT = (
 
 T = TypeVar("T")
 
+#: Events per INSERT statement when appending (a statement's text has a size limit).
+APPEND_CHUNK = 50_000
 #: Events decoded per trip to the worker thread when reading.
 READ_CHUNK = 20_000
 #: Events rewritten per transaction when purging (short, so appends wait little).
@@ -132,21 +134,34 @@ class SqliteStore:
         self._check_open()
         if not events:
             return self._last
-        # The batch travels as one JSON array and is inserted by one statement, which in
-        # autocommit mode is its own transaction: atomic, and fsynced before it returns.
-        # One call also means one release of the GIL, not one per row.
-        payload = b"[" + b",".join([ev.encode(e) for e in events]) + b"]"
+        # A batch travels as JSON arrays, each inserted by one statement: one release of
+        # the GIL per statement, not one per row. A usual batch is one statement, which
+        # in autocommit mode is its own transaction: atomic, and fsynced before it
+        # returns. A huge one (an import) is several statements in one transaction.
+        encode = ev.encode
+        payloads = [
+            (b"[" + b",".join([encode(e) for e in events[i : i + APPEND_CHUNK]]) + b"]").decode()
+            for i in range(0, len(events), APPEND_CHUNK)
+        ]
 
-        def write() -> int:
+        def insert(conn: sqlite3.Connection) -> int:
             first = self._last + 1
+            count = 0
             try:
-                count = self._conn.execute(_INSERT, (first, payload.decode())).rowcount
+                for payload in payloads:
+                    count += conn.execute(_INSERT, (first + count, payload)).rowcount
             except sqlite3.IntegrityError as exc:
                 raise StoreError(
                     f"{self._where}: sequence numbers from {first} are taken; is another "
                     f"process writing to this store? ({exc})"
                 ) from None
-            self._last = first + count - 1
+            return first + count - 1
+
+        def write() -> int:
+            if len(payloads) == 1:
+                self._last = insert(self._conn)
+            else:
+                self._last = self._transaction(insert)
             return self._last
 
         return await self._run(write)
