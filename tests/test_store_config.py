@@ -48,6 +48,11 @@ def test_settings_apply_to_every_backend() -> None:
         ({"backend": "memory", "path": "x.db"}, "store.path: only for backend 'sqlite', not"),
         ({"dsn": "postgresql://x"}, "store.dsn: only for backend 'postgres', not \"sqlite\""),
         ({"backend": "postgres"}, 'store.dsn: required for backend "postgres"'),
+        ({"schema": "x"}, "store.schema: only for backend 'postgres', not \"sqlite\""),
+        (
+            {"backend": "postgres", "dsn": "postgresql://x", "connect_timeout": 0},
+            "store.connect_timeout: expected float > 0.0",
+        ),
     ],
 )
 def test_errors_name_the_key(section: dict[str, object], message: str) -> None:
@@ -62,3 +67,26 @@ def test_postgres_is_imported_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "omniroute.store.postgres", None)  # not installed
     with pytest.raises(StoreError, match="postgres store is not available"):
         open_store({"backend": "postgres", "dsn": "postgresql://127.0.0.1/test"})
+
+
+def test_postgres_gets_its_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handshake with omniroute.store.postgres: keyword options by these names."""
+    import sys
+    import types
+
+    module = types.ModuleType("omniroute.store.postgres")
+
+    class PostgresStore:
+        def __init__(self, **options: object) -> None:
+            self.options = options
+
+    module.PostgresStore = PostgresStore  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "omniroute.store.postgres", module)
+    section = {"backend": "postgres", "dsn": "postgresql://h/db", "schema": "center2"}
+    store = open_store(section, migrate=True)
+    assert store.options == {  # type: ignore[attr-defined]
+        "dsn": "postgresql://h/db",
+        "schema": "center2",
+        "migrate": True,
+        "connect_timeout": 10.0,
+    }

@@ -36,6 +36,8 @@ BACKENDS: tuple[str, ...] = ("sqlite", "postgres", "memory")
 _ONLY_FOR: dict[str, tuple[str, ...]] = {
     "path": ("sqlite",),
     "dsn": ("postgres",),
+    "schema": ("postgres",),
+    "connect_timeout": ("postgres",),
     "encode": ("memory",),
 }
 
@@ -46,6 +48,9 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froz
     backend: str = "sqlite"
     path: str = "omniroute.db"
     dsn: str | None = None
+    #: PostgreSQL schema holding omniroute's tables (several centers can share a database).
+    schema: str = "omniroute"
+    connect_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     encode: bool = False
     #: Purge message bodies of events older than this many days; None keeps them forever.
     retention_days: Annotated[float, msgspec.Meta(gt=0)] | None = None
@@ -104,7 +109,12 @@ def open_store(
             raise StoreError(
                 f"store.backend: the postgres store is not available in this installation ({exc})"
             ) from None
-        store: Store = PostgresStore(dsn=options.dsn)
+        store: Store = PostgresStore(
+            dsn=options.dsn,
+            schema=options.schema,
+            migrate=migrate,
+            connect_timeout=options.connect_timeout,
+        )
         return store
     from .sqlite import SqliteStore
 

@@ -115,8 +115,12 @@ async def _migrate(opened: Any, args: argparse.Namespace, settings: Any) -> int:
     if migrate is None:
         print(f"the {settings.backend} store has no schema: nothing to do")
         return 0
-    result = await migrate()
-    print(f"{settings.backend}: {result or 'migrated'}")
+    before, after = await migrate()
+    where = f"{settings.backend} schema {settings.schema!r}"
+    if before == after:
+        print(f"{where}: schema version {after}, nothing to do")
+    else:
+        print(f"{where}: schema version {before} -> {after}")
     return 0
 
 
