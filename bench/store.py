@@ -17,6 +17,8 @@ Last line: `store: sqlite N events/s, postgres M events/s, restart Xs for E even
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
 import tempfile
 import time
@@ -192,13 +194,28 @@ async def fill(store: Store, n_events: int, cfg: Config) -> None:
 # ---------------------------------------------------------------------- main
 
 
-def _postgres() -> Callable[[], Store] | None:
+def _postgres() -> tuple[Callable[[], Store], Callable[[], Any]] | None:
+    """(make a PostgresStore in a fresh schema, drop that schema), or None without one."""
     try:
         from omniroute.store.postgres import PostgresStore  # type: ignore[import-not-found]
     except ImportError:
         return None
-    dsn = "postgresql://127.0.0.1:5432/test"
-    return lambda: PostgresStore(dsn=dsn)  # type: ignore[no-any-return]
+    schema = f"bench_store_{os.getpid()}"
+    dsn = os.environ.get("OMNIROUTE_BENCH_DSN", "postgresql://127.0.0.1:5432/test")
+
+    def make() -> Store:
+        return PostgresStore(dsn=dsn, schema=schema, connect_timeout=3)  # type: ignore[no-any-return]
+
+    async def drop() -> None:
+        store = PostgresStore(dsn=dsn, schema=schema, connect_timeout=3)
+        conn = await store.open_connection()
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+            await store.close()
+
+    return make, drop
 
 
 async def measure(
@@ -226,13 +243,17 @@ async def run(args: argparse.Namespace) -> str:
         rate = await measure("sqlite", lambda: SqliteStore(Path(folder) / "bench.db"), sample, args)
         sqlite = f"sqlite {rate:.0f} events/s"
         postgres = "postgres n/a"
-        make_pg = _postgres()
-        if make_pg is not None:
+        pg = _postgres()
+        if pg is not None:
+            make_pg, drop_pg = pg
             try:
                 rate = await measure("postgres", make_pg, sample, args)
                 postgres = f"postgres {rate:.0f} events/s"
             except Exception as exc:  # no server: say so, keep the sqlite figures
                 print(f"store-postgres: not measured ({exc!r})")
+            finally:
+                with contextlib.suppress(Exception):
+                    await drop_pg()
         big = Path(folder) / "restart.db"
         filled = time.perf_counter()
         store = SqliteStore(big)
