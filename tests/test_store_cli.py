@@ -179,3 +179,15 @@ def test_purge_uses_the_retention_window(
         file.write("retention_days = 1\n")
     assert cli.main(["store", "purge", str(config)]) == 0
     assert "purged message bodies of 1 events" in capsys.readouterr().out
+
+
+def test_import_reads_standard_input(
+    config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    line = b'{"seq": 1, "event": {"type": "note", "at": 1, "kind": "x"}}\n'
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(line)))
+    assert cli.main(["store", "import", "-", str(config)]) == 0
+    assert "imported 1 events" in capsys.readouterr().out
+    assert read(db_of(config)) == [ev.Note(at=1.0, kind="x")]
