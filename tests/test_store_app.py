@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,22 @@ async def test_a_restart_on_the_file_resumes_queues_and_assignments(
         assert router.interaction("e1").state is InteractionState.ASSIGNED
         assert router.interaction("e1").agent == "a1"
         assert [ix.id for ix in router.waiting("support")] == ["e2", "e3"]
+    await store.close()
+
+
+@pytest.mark.anyio
+async def test_submit_returns_once_another_connection_sees_it_committed(
+    app: Callable[..., App], tmp_path: Path
+) -> None:
+    db = tmp_path / "omniroute.db"
+    store = SqliteStore(db)
+    other = sqlite3.connect(db)
+    query = "SELECT json_extract(data, '$.interaction.id') FROM events WHERE type = 'queued'"
+    async with app(CONFIG, store=store).running() as running:
+        for n in range(1, 4):
+            await running.submit(email(n))
+            assert other.execute(query).fetchall()[-1] == (f"e{n}",)
+    other.close()
     await store.close()
 
 
