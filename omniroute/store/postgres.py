@@ -8,7 +8,8 @@ Durability: `append` returns after PostgreSQL committed the transaction that hol
 events (the server's `synchronous_commit` decides what "committed" means; keep it `on`).
 
 Group commit: appends that arrive while one is being written wait and go together in
-the next transaction, one statement and one round trip whatever its size.
+the next transaction, one statement and one round trip whatever its size; the first of
+them writes it, so no append waits for more than the transaction before its own.
 
 One writer: sequence numbers are assigned here, from the last one in the table; a second
 writer appending to the same log makes the next append fail on the primary key rather
@@ -83,9 +84,9 @@ LATEST = len(MIGRATIONS)
 _FENCED = "OR001"
 #: Marks commands done (with their results) in the statement that appends their events.
 _FINISH: LiteralString = (
-    "fin AS (UPDATE {s}.commands c SET done_at = now(), result = r.res,"
+    "fin AS (UPDATE {s}.commands c SET done_at = now(), result = r.res::json,"
     " epoch = %(epoch)s, seq = %(last)s"
-    " FROM unnest(%(ids)s::text[], %(results)s::text[]::json[]) AS r(id, res)"
+    " FROM unnest(%(ids)b::text[], %(results)b::text[]) AS r(id, res)"
     " WHERE c.id = r.id AND c.done_at IS NULL RETURNING c.id)"
 )
 #: Tells waiting nodes which commands are done: their ids, comma-separated, or "*"
@@ -132,6 +133,8 @@ class PostgresStore:
         self.connect_timeout = connect_timeout
         #: The schema version found before this store migrated it (set by `connect`).
         self.migrated_from: int | None = None
+        #: Transactions that appended events (group commits), for figures.
+        self.commits = 0
         self._s = sql.Identifier(schema)
         self._writer: psycopg.AsyncConnection[Any] | None = None
         self._reader: psycopg.AsyncConnection[Any] | None = None
@@ -140,6 +143,7 @@ class PostgresStore:
         self._read_lock = anyio.Lock()
         self._closed = False
         self._queue: list[_Batch] = []
+        self._writing = False  # an append is writing; later ones wait to ride along
         self._last: int | None = None  # last seq written, None: read it from the table
         self._epoch: int | None = None
         self._results: list[tuple[str, bytes, ev.Event]] = []
@@ -246,10 +250,19 @@ class PostgresStore:
         )
         self._queue.append(item)
         with anyio.CancelScope(shield=True):  # others' events may ride in our write
-            async with self._write_lock:
-                if not item.done:
-                    batch, self._queue = self._queue, []
-                    await self._write(batch)
+            if self._writing:
+                await item.wake.wait()  # done, or handed the writer's role
+            if not item.done:
+                self._writing = True
+                try:
+                    async with self._write_lock:
+                        batch, self._queue = self._queue, []
+                        await self._write(batch)
+                finally:
+                    if self._queue:
+                        self._queue[0].wake.set()  # the next writer: it writes what queued
+                    else:
+                        self._writing = False
         if item.error is not None:
             raise item.error
         return item.seq
@@ -279,9 +292,9 @@ class PostgresStore:
                 self._append_sql(bool(done)),
                 {
                     "epoch": self._epoch,
-                    "seq": list(range(first, last + 1)),
-                    "at": ats,
+                    "first": first,
                     "type": types,
+                    "at": ats,
                     "data": datas,
                     "last": last,
                     "ids": [r[0] for r in done],
@@ -297,19 +310,23 @@ class PostgresStore:
             for item in batch:
                 item.error = error
                 item.done = True
+                item.wake.set()
             return
         self._last = last
+        self.commits += 1
         seq = first - 1
         for item in batch:
             seq += len(item.datas)
             item.seq = seq
             item.done = True
+            item.wake.set()
 
     def _append_sql(self, with_results: bool) -> sql.Composed:
         body: LiteralString = (
             "ins AS (INSERT INTO {s}.events (seq, at, type, data)"
-            " SELECT * FROM unnest(%(seq)s::int8[], %(at)s::float8[], %(type)s::text[],"
-            " %(data)s::text[]::json[]) RETURNING seq)"
+            " SELECT %(first)s + n - 1, at, type, data::json FROM unnest(%(at)b::float8[],"
+            " %(type)b::text[], %(data)b::text[]) WITH ORDINALITY AS x(at, type, data, n)"
+            " RETURNING seq)"
         )
         outputs: LiteralString = "(SELECT count(*) FROM ins), pg_notify(%(events)s, %(note)s)"
         if with_results:
@@ -456,15 +473,10 @@ class PostgresStore:
 class _Batch:
     """One `append` call waiting for (or done by) a group commit."""
 
-    __slots__ = ("ats", "datas", "done", "error", "ids", "last", "seq", "types")
+    __slots__ = ("ats", "datas", "done", "error", "ids", "last", "seq", "types", "wake")
 
     def __init__(
-        self,
-        types: list[str],
-        ats: list[float],
-        datas: list[str],
-        ids: set[int],
-        last: ev.Event,
+        self, types: list[str], ats: list[float], datas: list[str], ids: set[int], last: ev.Event
     ) -> None:
         self.types = types
         self.ats = ats
@@ -472,6 +484,7 @@ class _Batch:
         self.ids = ids
         self.last = last
         self.done = False
+        self.wake = anyio.Event()
         self.seq = 0
         self.error: StoreError | None = None
 
