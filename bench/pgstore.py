@@ -2,9 +2,10 @@
 
 `--writers` tasks each append one event at a time (a new interaction with a customer,
 about 400 bytes of JSON, built beforehand) and wait until it is committed before the
-next, as channels acknowledging their senders do; the store's group commit puts whatever arrived while
-the previous transaction was committing into the next one. Every event counted was
-committed before its append returned. Runs in a fresh schema, dropped afterwards.
+next, as channels acknowledging their senders do; the store's group commit puts
+whatever arrived while the previous transaction was committing into the next one.
+Every event counted was committed before its append returned. Runs in a fresh schema,
+dropped afterwards.
 
 `--batch N` appends N events per call instead (as the App does: it stages the events of
 every command that ran while the previous append was committing).
