@@ -220,10 +220,12 @@ class PostgresStore:
 
     def fence(self, epoch: int | None) -> None:
         """From now on, every append checks in its transaction that the leadership epoch
-        is still `epoch` (None: no check, a single node). Forgets the cached last seq:
-        a new leader continues from the table."""
+        is still `epoch` (None: no check, a single node). Forgets the cached last seq
+        (a new leader continues from the table) and results attached by an earlier
+        leadership (their appends never came)."""
         self._epoch = epoch
         self._last = None
+        self._results.clear()
 
     @property
     def epoch(self) -> int | None:
