@@ -172,3 +172,44 @@ async def test_takeover_fences_the_old_leader_and_runs_pending_commands_once(
     ]
     assert queued == ["i1", "i2"]
     await check.close()
+
+
+async def test_the_next_leader_runs_unfinished_commands_once_and_done_ones_never(
+    schema: str,
+) -> None:
+    async with (
+        node(schema, "first").running() as first,
+        node(schema, "front", lead=False).running() as front,
+    ):
+        await until_leader(first)
+        await front.submit(chat(1))  # done by the first leader
+    # a command the first leader claimed but never finished (it died before committing)
+    async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+        await conn.execute(
+            f'INSERT INTO "{schema}".commands (id, node, name, args, claimed)'
+            " VALUES ('c-claimed', 'front', 'submit', %s, 1)",
+            ('{"args": [{"id": "i2", "channel": "chat", "queue": "support"}], "kwargs": {}}',),
+        )
+    async with node(schema, "second").running() as second:
+        await until_leader(second)
+        with anyio.fail_after(5):
+            while True:
+                async with await psycopg.AsyncConnection.connect(DSN) as conn:
+                    cur = await conn.execute(
+                        f'SELECT name, epoch, result::text FROM "{schema}".commands'
+                        " WHERE done_at IS NOT NULL ORDER BY n"
+                    )
+                    done = await cur.fetchall()
+                if len(done) == 2:
+                    break
+                await anyio.sleep(0.05)
+        assert [(name, epoch) for name, epoch, _ in done] == [("submit", 1), ("submit", 2)]
+        assert '"id":"i2"' in done[1][2]
+        assert second.app is not None
+        assert [ix.id for ix in second.app.router.waiting("support")] == ["i1", "i2"]
+    check = PostgresStore(dsn=DSN, schema=schema)
+    queued = [
+        e.interaction.id async for _, e in check.read() if isinstance(e, ev.InteractionQueued)
+    ]
+    await check.close()
+    assert queued == ["i1", "i2"]
