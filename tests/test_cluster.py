@@ -213,3 +213,32 @@ async def test_the_next_leader_runs_unfinished_commands_once_and_done_ones_never
     ]
     await check.close()
     assert queued == ["i1", "i2"]
+
+
+async def test_a_leader_whose_session_is_cut_stops_and_is_fenced(schema: str) -> None:
+    """What a network partition does: the server ends the leader's lock session."""
+    # the first node notices late (1 s), so the second one takes over first
+    async with node(schema, "first", election_interval=1.0).running() as first:
+        await until_leader(first)
+        async with node(schema, "second", election_interval=0.05).running() as second:
+            await first.submit(chat(1))
+            key = first.store.lock_key
+            async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+                cur = await conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND granted AND database = (SELECT oid FROM pg_database"
+                    " WHERE datname = current_database())"
+                    " AND classid = %s AND objid = %s",
+                    ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+                )
+                assert await cur.fetchall() == [(True,)]
+            assert await until_leader(second) is second
+            with anyio.fail_after(5):
+                while first.is_leader:
+                    await anyio.sleep(0.02)
+            with pytest.raises(FencedError):
+                await first.store.append([ev.Note(at=0.0, kind="late")])
+            # the old leader is a follower now: its commands reach the new one
+            await first.submit(chat(2))
+            assert second.app is not None
+            assert [ix.id for ix in second.app.router.waiting("support")] == ["i1", "i2"]
