@@ -212,3 +212,13 @@ async def test_an_app_resumes_from_postgres_after_a_restart(
             assert [ix.id for ix in restarted.router.waiting("support")] == ["i2"]
     finally:
         await again.close()
+
+
+def test_names_fit_postgresql() -> None:
+    long = PostgresStore(dsn=DSN, schema="s" * 63)
+    channels = {long.channel(name) for name in ("events", "commands", "results")}
+    assert len(channels) == 3 and all(len(c.encode()) <= 63 for c in channels)
+    assert PostgresStore(dsn=DSN, schema="cc").channel("events") == "omniroute.cc.events"
+    for bad in ("", "é" * 32):
+        with pytest.raises(StoreError, match="1 to 63 bytes"):
+            PostgresStore(dsn=DSN, schema=bad)

@@ -125,8 +125,10 @@ class PostgresStore:
         migrate: bool = False,
         connect_timeout: float = 10.0,
     ) -> None:
-        if not schema:
-            raise StoreError("store.schema: must not be empty")
+        if not schema or len(schema.encode()) > 63:
+            raise StoreError(
+                f"store.schema: {schema!r} must have 1 to 63 bytes (a PostgreSQL name)"
+            )
         self.dsn = dsn
         self.schema = schema
         self.migrate_on_open = migrate
@@ -155,8 +157,14 @@ class PostgresStore:
         return sql.SQL("{}.{}").format(self._s, sql.Identifier(name))
 
     def channel(self, name: str) -> str:
-        """The NOTIFY channel `name` of this schema (its events, commands, results)."""
-        return f"omniroute.{self.schema}.{name}"[:63]
+        """The NOTIFY channel `name` of this schema (its events, commands, results);
+        a channel is a PostgreSQL name, so a long schema is named by its hash."""
+        channel = f"omniroute.{self.schema}.{name}"
+        if len(channel.encode()) <= 63:
+            return channel
+        return (
+            f"omniroute.{hashlib.blake2b(self.schema.encode(), digest_size=12).hexdigest()}.{name}"
+        )
 
     @property
     def lock_key(self) -> int:
