@@ -40,7 +40,7 @@ import psycopg
 from . import events as ev
 from .app import App
 from .clock import Clock
-from .config import Config, from_dict
+from .config import Config, ConfigError, from_dict
 from .model import Interaction, Presence
 from .plugins import PluginHost
 from .router.core import Router, RouterError
@@ -149,6 +149,17 @@ class Node:
     @classmethod
     def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> Node:
         return cls(from_dict(data), **kwargs)
+
+    @classmethod
+    def from_config(cls, config: Config, **options: Any) -> Node:
+        """A node on the database `[store]` names (`backend = "postgres"`, `dsn`, and
+        optionally `schema`); `options` are the other Node options."""
+        section = dict(config.store or {})
+        if section.get("backend") != "postgres" or not section.get("dsn"):
+            raise ConfigError(
+                ['store: several nodes need backend = "postgres" and a dsn in [store]']
+            )
+        return cls(config, dsn=section["dsn"], schema=section.get("schema", "omniroute"), **options)
 
     def on_lead(self, callback: Callable[[Node], None]) -> None:
         """Call `callback(node)` each time this node starts routing."""

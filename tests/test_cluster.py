@@ -15,6 +15,7 @@ from pgkit import schema as schema
 from omniroute import Interaction
 from omniroute import events as ev
 from omniroute.cluster import CommandTimeout, Node
+from omniroute.config import ConfigError, from_dict
 from omniroute.model import InteractionState
 from omniroute.router.core import RouterError
 from omniroute.store.postgres import FencedError, PostgresStore
@@ -242,3 +243,11 @@ async def test_a_leader_whose_session_is_cut_stops_and_is_fenced(schema: str) ->
             await first.submit(chat(2))
             assert second.app is not None
             assert [ix.id for ix in second.app.router.waiting("support")] == ["i1", "i2"]
+
+
+def test_a_node_from_the_store_section() -> None:
+    config = from_dict({**CONFIG, "store": {"backend": "postgres", "dsn": DSN, "schema": "cc"}})
+    made = Node.from_config(config, name="n1", lead=False)
+    assert (made.store.dsn, made.store.schema, made.name, made.lead) == (DSN, "cc", "n1", False)
+    with pytest.raises(ConfigError, match='backend = "postgres"'):
+        Node.from_config(from_dict(CONFIG))
