@@ -16,7 +16,7 @@ from pgkit import schema as schema
 from omniroute import Interaction
 from omniroute import events as ev
 from omniroute.app import App
-from omniroute.model import InteractionState
+from omniroute.model import Customer, InteractionState
 from omniroute.store import SchemaError, Store, StoreError
 from omniroute.store import postgres as pg
 from omniroute.store.postgres import FencedError, PostgresStore
@@ -222,3 +222,37 @@ def test_names_fit_postgresql() -> None:
     for bad in ("", "é" * 32):
         with pytest.raises(StoreError, match="1 to 63 bytes"):
             PostgresStore(dsn=DSN, schema=bad)
+
+
+async def test_purge_replaces_bodies_before_the_cutoff_only(store: PostgresStore) -> None:
+    retention = pytest.importorskip(
+        "omniroute.store.retention", reason="retention comes with the SQLite store"
+    )
+    ix = Interaction(
+        id="i1",
+        channel="email",
+        queue="support",
+        subject="my card was charged twice",
+        customer=Customer(id="c1", name="Ann", attributes={"crm": "gold"}),
+    )
+    original: list[ev.Event] = [
+        ev.InteractionQueued(at=100.0, interaction=ix),
+        ev.Note(at=110.0, kind="message", data={"text": "hello \u0000"}),
+        ev.Note(at=120.0, kind="qa", data={"score": 90}),
+        ev.Assigned(at=130.0, interaction_id="i1", agent_id="a1"),
+        ev.Note(at=500.0, kind="message", data={"text": "recent"}),
+    ]
+    await store.append(original)
+    assert await store.purge(200.0) == 2
+    after = [e for _, e in await everything(store)]
+    queued = after[0]
+    assert isinstance(queued, ev.InteractionQueued)
+    assert queued.interaction.subject == retention.PURGED
+    assert queued.interaction.customer == Customer(
+        id="c1", name=retention.PURGED, attributes={"purged": True}
+    )
+    assert (queued.interaction.id, queued.interaction.queue) == ("i1", "support")
+    assert after[1] == ev.Note(at=110.0, kind="message", data={"purged": True})
+    assert after[2:] == original[2:]
+    assert await store.purge(200.0) == 0
+    assert await store.purge(1000.0) == 1  # only the newer message: it remembered

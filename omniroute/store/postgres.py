@@ -77,6 +77,8 @@ MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
         " args json NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),"
         " claimed bigint, done_at timestamptz, epoch bigint, seq bigint, result json)",
         "CREATE INDEX commands_pending ON {s}.commands (n) WHERE done_at IS NULL",
+        # Small facts the store keeps about itself (how far retention got).
+        "CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL)",
     ),
 )
 LATEST = len(MIGRATIONS)
@@ -451,6 +453,84 @@ class PostgresStore:
             except Exception as exc:
                 raise self._error(exc, "loading the snapshot") from None
         return None if row is None else (int(row[0]), bytes(row[1]))
+
+    async def purge(self, before: float) -> int:
+        """Replace message bodies of events that happened before `before` with markers,
+        as omniroute.store.retention says; return how many events changed.
+
+        Pages of READ_PAGE events, each rewritten in its own short statement, so appends
+        are not held up; remembers how far it got, so a daily purge reads only the new
+        day's events. Safe to interrupt and to run on any node: purging is idempotent.
+        """
+        # Imported here: retention (shared by every store) comes with the SQLite store.
+        from .retention import PURGEABLE_TAGS, purge_bodies
+
+        self._check_open()
+        done = await self._meta("purged_before")
+        since = float(done) if done is not None else float("-inf")
+        select = self._sql(
+            "SELECT seq, data::text FROM {s}.events WHERE seq > %s AND type = ANY(%s)"
+            " AND at < %s AND at >= %s ORDER BY seq LIMIT %s"
+        )
+        update = self._sql(
+            "UPDATE {s}.events e SET data = u.data::json"
+            " FROM unnest(%b::int8[], %b::text[]) AS u(seq, data) WHERE e.seq = u.seq"
+        )
+        changed = after = 0
+        while True:
+            async with self._read_lock:
+                try:
+                    conn = await self._read_conn()
+                    cur = await conn.execute(
+                        select, (after, list(PURGEABLE_TAGS), before, since, READ_PAGE)
+                    )
+                    rows = await cur.fetchall()
+                except Exception as exc:
+                    raise self._error(exc, f"reading events to purge after {after}") from None
+            if not rows:
+                break
+            after = rows[-1][0]
+            seqs: list[int] = []
+            datas: list[str] = []
+            for seq, data in rows:
+                purged = purge_bodies(ev.decode(data))
+                if purged is not None:
+                    seqs.append(seq)
+                    datas.append(ev.encode(purged).decode())
+            if seqs:
+                await self._execute(update, (seqs, datas), f"purging {len(seqs)} events")
+                changed += len(seqs)
+        if before > since:
+            await self._execute(
+                self._sql(
+                    "INSERT INTO {s}.meta (key, value) VALUES ('purged_before', %s)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                ),
+                (repr(float(before)),),
+                "remembering how far retention got",
+            )
+        return changed
+
+    async def _meta(self, key: str) -> str | None:
+        async with self._read_lock:
+            try:
+                conn = await self._read_conn()
+                cur = await conn.execute(
+                    self._sql("SELECT value FROM {s}.meta WHERE key = %s"), (key,)
+                )
+                row = await cur.fetchone()
+            except Exception as exc:
+                raise self._error(exc, f"reading {key}") from None
+        return None if row is None else str(row[0])
+
+    async def _execute(self, query: sql.Composed, params: Any, doing: str) -> None:
+        """One statement on the writer connection, between appends."""
+        async with self._write_lock:
+            try:
+                conn = await self._write_conn()
+                await conn.execute(query, params)
+            except Exception as exc:
+                raise self._error(exc, doing) from None
 
     async def close(self) -> None:
         self._closed = True
