@@ -385,36 +385,29 @@ class PostgresStore:
                 raise self._error(exc, f"recording {len(results)} command results") from None
 
     async def read(self, since: int = 0) -> AsyncIterator[tuple[int, ev.Event]]:
-        """Events above `since` up to the last one stored when the call began."""
+        """Events above `since` up to the last one stored when the call began.
+
+        Pages are ranges of sequence numbers (the writer numbers without gaps), not
+        LIMITs: each query touches only its own rows, whatever the table statistics.
+        """
         end = await self.last_seq()
         query = self._sql(
-            "SELECT seq, data::text FROM {s}.events WHERE seq > %s AND seq <= %s"
-            " ORDER BY seq LIMIT %s"
+            "SELECT seq, data::text FROM {s}.events WHERE seq > %s AND seq <= %s ORDER BY seq"
         )
         after = max(since, 0)
         decode = ev.decode
         while after < end:
-            async with self._read_lock:
-                try:
-                    conn = await self._read_conn()
-                    cur = await conn.execute(query, (after, end, READ_PAGE), prepare=True)
-                    rows = await cur.fetchall()
-                except Exception as exc:
-                    raise self._error(exc, f"reading events after {after}") from None
-            if not rows:
-                return
+            upto = min(after + READ_PAGE, end)
+            rows = await self._fetch(query, (after, upto), f"reading events after {after}")
             for seq, data in rows:
                 yield seq, decode(data)
-            after = rows[-1][0]
+            after = upto
 
     async def last_seq(self) -> int:
-        self._check_open()
-        async with self._read_lock:
-            try:
-                conn = await self._read_conn()
-                return await _scalar(conn, self._sql("SELECT max(seq) FROM {s}.events"))
-            except Exception as exc:
-                raise self._error(exc, "reading the last sequence number") from None
+        rows = await self._fetch(
+            self._sql("SELECT max(seq) FROM {s}.events"), (), "reading the last sequence number"
+        )
+        return int(rows[0][0] or 0)
 
     async def save_snapshot(self, seq: int, data: bytes) -> None:
         self._check_open()
@@ -442,17 +435,12 @@ class PostgresStore:
                 raise self._error(exc, f"saving a snapshot after event {seq}") from None
 
     async def load_snapshot(self) -> tuple[int, bytes] | None:
-        self._check_open()
-        async with self._read_lock:
-            try:
-                conn = await self._read_conn()
-                cur = await conn.execute(
-                    self._sql("SELECT seq, data FROM {s}.snapshots ORDER BY seq DESC LIMIT 1")
-                )
-                row = await cur.fetchone()
-            except Exception as exc:
-                raise self._error(exc, "loading the snapshot") from None
-        return None if row is None else (int(row[0]), bytes(row[1]))
+        rows = await self._fetch(
+            self._sql("SELECT seq, data FROM {s}.snapshots ORDER BY seq DESC LIMIT 1"),
+            (),
+            "loading the snapshot",
+        )
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     async def purge(self, before: float) -> int:
         """Replace message bodies of events that happened before `before` with markers,
@@ -468,28 +456,27 @@ class PostgresStore:
         self._check_open()
         done = await self._meta("purged_before")
         since = float(done) if done is not None else float("-inf")
+        end = await self.last_seq()
+        # Start just before the first event an earlier run did not cover.
+        rows = await self._fetch(
+            self._sql("SELECT min(seq) FROM {s}.events WHERE at >= %s"), (since,), "purging"
+        )
+        after = end if rows[0][0] is None else int(rows[0][0]) - 1
         select = self._sql(
-            "SELECT seq, data::text FROM {s}.events WHERE seq > %s AND type = ANY(%s)"
-            " AND at < %s AND at >= %s ORDER BY seq LIMIT %s"
+            "SELECT seq, data::text FROM {s}.events WHERE seq > %s AND seq <= %s"
+            " AND type = ANY(%s) AND at < %s AND at >= %s"
         )
         update = self._sql(
             "UPDATE {s}.events e SET data = u.data::json"
             " FROM unnest(%b::int8[], %b::text[]) AS u(seq, data) WHERE e.seq = u.seq"
         )
-        changed = after = 0
-        while True:
-            async with self._read_lock:
-                try:
-                    conn = await self._read_conn()
-                    cur = await conn.execute(
-                        select, (after, list(PURGEABLE_TAGS), before, since, READ_PAGE)
-                    )
-                    rows = await cur.fetchall()
-                except Exception as exc:
-                    raise self._error(exc, f"reading events to purge after {after}") from None
-            if not rows:
-                break
-            after = rows[-1][0]
+        changed = 0
+        while after < end:
+            upto = min(after + READ_PAGE, end)
+            rows = await self._fetch(
+                select, (after, upto, list(PURGEABLE_TAGS), before, since), "purging"
+            )
+            after = upto
             seqs: list[int] = []
             datas: list[str] = []
             for seq, data in rows:
@@ -512,16 +499,21 @@ class PostgresStore:
         return changed
 
     async def _meta(self, key: str) -> str | None:
+        rows = await self._fetch(
+            self._sql("SELECT value FROM {s}.meta WHERE key = %s"), (key,), f"reading {key}"
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def _fetch(self, query: sql.Composed, params: Any, doing: str) -> list[Any]:
+        """The rows of one query on the reader connection."""
+        self._check_open()
         async with self._read_lock:
             try:
                 conn = await self._read_conn()
-                cur = await conn.execute(
-                    self._sql("SELECT value FROM {s}.meta WHERE key = %s"), (key,)
-                )
-                row = await cur.fetchone()
+                cur = await conn.execute(query, params, prepare=True)
+                return await cur.fetchall()
             except Exception as exc:
-                raise self._error(exc, f"reading {key}") from None
-        return None if row is None else str(row[0])
+                raise self._error(exc, doing) from None
 
     async def _execute(self, query: sql.Composed, params: Any, doing: str) -> None:
         """One statement on the writer connection, between appends."""
