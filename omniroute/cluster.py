@@ -1,0 +1,581 @@
+"""Several omniroute nodes on one PostgreSQL database: one routes, every one takes commands.
+
+* Leadership: each node that may route campaigns for a PostgreSQL advisory lock, held by
+  a session of its own (`pg_try_advisory_lock`). The holder increments the leadership
+  epoch, fences its store to that epoch, rebuilds the router from the log (an `App` on
+  the shared store) and routes. When its session ends (the process died, the network
+  went away) PostgreSQL releases the lock and another node takes it.
+* Fencing: every append of the leader checks, in its own statement, that the epoch is
+  still its own (see omniroute.store.postgres), so a deposed leader cannot write once a
+  new one has taken over; the new leader reads the log only after its increment.
+* Commands from any node: `Node` has the command methods of `App`. On the leader they
+  run on its App; elsewhere they go into the `commands` table (NOTIFY wakes the
+  leader), the leader runs them and records the result in the transaction that appends
+  their events, and the caller wakes on a NOTIFY (or polls) and returns that result.
+  A command counts as done exactly when its events are durable, so a command written
+  before a failover runs exactly once: by the old leader if its append committed, else
+  by the new one.
+
+Timing here is about the network, not routing: it uses anyio's sleep, not the Clock.
+docs/cluster.md explains the guarantees and their limits.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, get_type_hints
+
+import anyio
+import anyio.abc
+import msgspec
+import psycopg
+
+from . import events as ev
+from .app import App
+from .clock import Clock
+from .config import Config, ConfigError, from_dict
+from .model import Interaction, Presence
+from .plugins import PluginHost
+from .router.core import Router, RouterError
+from .store.base import StoreError
+from .store.postgres import PostgresStore
+
+__all__ = ["COMMANDS", "CommandError", "CommandTimeout", "Leadership", "Node"]
+
+logger = logging.getLogger("omniroute.cluster")
+
+#: The App commands a node forwards to the leader.
+COMMANDS = (
+    "submit",
+    "accept",
+    "decline",
+    "complete",
+    "end_wrap_up",
+    "abandon",
+    "transfer",
+    "requeue",
+    "assign",
+    "request_callback",
+    "set_presence",
+)
+
+#: Errors a forwarded command may end with that the caller gets back as themselves.
+_ERRORS: dict[str, type[Exception]] = {
+    "RouterError": RouterError,
+    "ValidationError": ValueError,
+    "ValueError": ValueError,
+    "TypeError": TypeError,
+}
+
+
+class CommandError(Exception):
+    """The leader ran a forwarded command and it failed in an unexpected way."""
+
+
+class CommandTimeout(StoreError):
+    """No result for a forwarded command in time. `withdrawn` says whether it was taken
+    back unexecuted (safe to retry) or was already taken by a leader (it will run)."""
+
+    def __init__(self, message: str, *, withdrawn: bool) -> None:
+        super().__init__(message)
+        self.withdrawn = withdrawn
+
+
+class Leadership(msgspec.Struct, frozen=True):
+    """Who routes: the epoch (incremented at each takeover), the node, since when."""
+
+    epoch: int
+    node: str | None
+    since: float | None
+
+
+class Node:
+    """One omniroute process of a cluster sharing the PostgreSQL store at `dsn`.
+
+    Run it (`await tg.start(node.run)` or `async with node.running():`); then call the
+    command methods (`submit`, `accept`... as on App) whether it leads or not. `app` is
+    the running App while this node leads (its router is the routing state), else None;
+    `tail()` follows the event log from any node.
+
+    `lead=False` makes a node that never routes (a web or channel front end).
+    `election_interval` is how often a follower tries the lock and the leader checks its
+    session; `command_timeout` bounds a forwarded command; `poll_interval` is the
+    fallback when a NOTIFY is missed.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        dsn: str,
+        schema: str = "omniroute",
+        name: str | None = None,
+        lead: bool = True,
+        election_interval: float = 0.5,
+        command_timeout: float = 10.0,
+        poll_interval: float = 1.0,
+        migrate: bool = False,
+        host: PluginHost | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.store = PostgresStore(dsn=dsn, schema=schema, migrate=migrate)
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.lead = lead
+        self.election_interval = election_interval
+        self.command_timeout = command_timeout
+        self.poll_interval = poll_interval
+        self.host = host
+        self.clock = clock
+        #: The running App while this node leads.
+        self.app: App | None = None
+        #: Wall-clock time when this node last started routing (App running, commands
+        #: taken), for takeover measurements.
+        self.leading_since: float | None = None
+        self._control: psycopg.AsyncConnection[Any] | None = None
+        self._control_lock = anyio.Lock()
+        self._waiters: dict[str, anyio.Event] = {}
+        self._commands_ready = anyio.Event()
+        self._events_ready = anyio.Event()
+        self._on_lead: list[Callable[[Node], None]] = []
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> Node:
+        return cls(from_dict(data), **kwargs)
+
+    @classmethod
+    def from_config(cls, config: Config, **options: Any) -> Node:
+        """A node on the database `[store]` names (`backend = "postgres"`, `dsn`, and
+        optionally `schema`); `options` are the other Node options."""
+        section = dict(config.store or {})
+        if section.get("backend") != "postgres" or not section.get("dsn"):
+            raise ConfigError(
+                ['store: several nodes need backend = "postgres" and a dsn in [store]']
+            )
+        return cls(config, dsn=section["dsn"], schema=section.get("schema", "omniroute"), **options)
+
+    def on_lead(self, callback: Callable[[Node], None]) -> None:
+        """Call `callback(node)` each time this node starts routing."""
+        self._on_lead.append(callback)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen for notifications, campaign for leadership (unless `lead=False`) and
+        route while leading, until cancelled."""
+        try:
+            await self.store.connect()
+            self._control = await self.store.open_connection()
+            async with anyio.create_task_group() as tg:
+                await tg.start(self._listen)
+                if self.lead:
+                    tg.start_soon(self._campaign)
+                task_status.started()
+        finally:
+            with anyio.CancelScope(shield=True):
+                if self._control is not None:
+                    await self._control.close()
+                await self.store.close()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Node]:
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.run)
+            try:
+                yield self
+            finally:
+                tg.cancel_scope.cancel()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.app is not None
+
+    async def leadership(self) -> Leadership:
+        """The leadership row: the current epoch and the node that took it."""
+        row = await self._query(
+            "SELECT epoch, node, extract(epoch FROM since) FROM {leader} WHERE id = 1", {}
+        )
+        epoch, node, since = row[0]
+        return Leadership(int(epoch), node, None if since is None else float(since))
+
+    # ------------------------------------------------------------------ leadership
+
+    async def _campaign(self) -> None:
+        """Try the lock every `election_interval`; lead while holding it; start over
+        when leading ends (lost session, fenced store, failed restore)."""
+        while True:
+            try:
+                conn = await self._lock_session()
+            except StoreError as exc:
+                logger.warning("node %s cannot reach PostgreSQL to campaign: %s", self.name, exc)
+                await anyio.sleep(self.election_interval)
+                continue
+            try:
+                while not await _scalar(
+                    conn, "SELECT pg_try_advisory_lock(%s)", (self.store.lock_key,)
+                ):
+                    await anyio.sleep(self.election_interval)
+                epoch = await _scalar(
+                    conn,
+                    psycopg.sql.SQL(
+                        "UPDATE {} SET epoch = epoch + 1, node = %s, since = now()"
+                        " WHERE id = 1 RETURNING epoch"
+                    ).format(self.store.table("leader")),
+                    (self.name,),
+                )
+                await self._lead(conn, epoch)
+            except* (psycopg.Error, StoreError, _LostLeadership) as group:
+                logger.warning("node %s stops leading or campaigning: %s", self.name, group)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await conn.close()  # releases the lock if held
+            await anyio.sleep(self.election_interval)
+
+    async def _lock_session(self) -> psycopg.AsyncConnection[Any]:
+        """The dedicated session that holds the advisory lock. The server's TCP
+        keepalives are short so that PostgreSQL notices a vanished leader within ~5 s
+        and releases its lock."""
+        conn = await self.store.open_connection()
+        try:
+            for setting in (
+                "SET application_name = 'omniroute leadership'",
+                "SET tcp_keepalives_idle = 2",
+                "SET tcp_keepalives_interval = 1",
+                "SET tcp_keepalives_count = 2",
+                "SET tcp_user_timeout = 4000",
+            ):
+                await conn.execute(setting)  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            await conn.close()
+            raise StoreError(f"cannot set up the leadership session: {exc}") from None
+        return conn
+
+    async def _lead(self, conn: psycopg.AsyncConnection[Any], epoch: int) -> None:
+        """Route until the lock session fails or the App stops (a fenced append)."""
+        self.store.fence(epoch)
+        app = App(self.config, store=self.store, host=self.host, clock=self.clock)
+        logger.info("node %s leads (epoch %d): rebuilding routing from the log", self.name, epoch)
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(app.run)
+                tg.start_soon(self._watch, conn)
+                await tg.start(self._execute_commands, app, epoch)
+                self.app = app
+                self.leading_since = time.time()
+                for callback in self._on_lead:
+                    callback(self)
+        finally:
+            self.app = None
+
+    async def _watch(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Check the lock session every `election_interval`; raise once it is gone."""
+        while True:
+            await anyio.sleep(self.election_interval)
+            try:
+                with anyio.fail_after(max(2.0, 4 * self.election_interval)):
+                    await conn.execute("SELECT 1")
+            except (psycopg.Error, TimeoutError) as exc:
+                raise _LostLeadership(f"the leadership session failed: {exc!r}") from None
+
+    # ------------------------------------------------------------------ executing
+
+    async def _execute_commands(
+        self,
+        app: App,
+        epoch: int,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Claim pending commands (those of a previous leader too) in their order and
+        run each as its own task, so that concurrent ones share group commits."""
+        claim = (
+            "UPDATE {commands} SET claimed = %(epoch)s WHERE done_at IS NULL"
+            " AND (claimed IS NULL OR claimed < %(epoch)s) RETURNING n, id, name, args::text"
+        )
+        async with anyio.create_task_group() as tg:
+            started = False
+            while True:
+                self._commands_ready = anyio.Event()
+                rows = await self._query(claim, {"epoch": epoch})
+                for _, cid, name, args in sorted(rows):
+                    tg.start_soon(self._execute, app, cid, name, args)
+                if not started:
+                    task_status.started()
+                    started = True
+                with anyio.move_on_after(self.poll_interval):
+                    await self._commands_ready.wait()
+
+    async def _execute(self, app: App, cid: str, name: str, args: str) -> None:
+        store = self.store
+        try:
+            call = _bind(app.router, name, args)
+        except Exception as exc:
+            await store.finish_commands([(cid, _error(exc))])
+            return
+        outcome: list[bytes] = []
+
+        def run() -> None:
+            """The router call, and its result attached to its last event, in one step."""
+            try:
+                outcome.append(_ok(call()))
+            except Exception as exc:
+                outcome.append(_error(exc))
+            outbox = app.router.outbox
+            if outbox:
+                store.attach_result(cid, outcome[0], outbox[-1])
+                outcome.append(b"attached")
+
+        try:
+            await app._command(run)  # durable when it returns, like App's own commands
+        except (StoreError, RuntimeError) as exc:
+            # The app stops (fenced, store down): the command stays pending unless its
+            # append committed, and the next leader runs it then.
+            logger.info("node %s could not finish command %s: %s", self.name, cid, exc)
+            return
+        if len(outcome) == 1:  # no event: nothing changed, record the result alone
+            await store.finish_commands([(cid, outcome[0])])
+
+    # ------------------------------------------------------------------ commands
+
+    async def command(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run App command `name` on the leader: here if this node leads, else through
+        the commands table. Returns what App returns; raises what it raises."""
+        if name not in COMMANDS:
+            raise ValueError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)}")
+        app = self.app
+        if app is not None:
+            return await getattr(app, name)(*args, **kwargs)
+        return await self._forward(name, args, kwargs)
+
+    async def _forward(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        cid = uuid.uuid4().hex
+        waiter = self._waiters[cid] = anyio.Event()
+        try:
+            await self._query(
+                "WITH c AS (INSERT INTO {commands} (id, node, name, args)"
+                " VALUES (%(id)s, %(node)s, %(name)s, %(args)s) RETURNING id)"
+                " SELECT pg_notify(%(channel)s, (SELECT id FROM c))",
+                {
+                    "id": cid,
+                    "node": self.name,
+                    "name": name,
+                    "args": msgspec.json.encode({"args": args, "kwargs": kwargs}).decode(),
+                    "channel": self.store.channel("commands"),
+                },
+            )
+            deadline = anyio.current_time() + self.command_timeout
+            while True:
+                left = deadline - anyio.current_time()
+                with anyio.move_on_after(min(self.poll_interval, max(left, 0))):
+                    await waiter.wait()
+                waiter = self._waiters[cid] = anyio.Event()
+                rows = await self._query(
+                    "SELECT result::text FROM {commands} WHERE id = %(id)s AND done_at IS NOT NULL",
+                    {"id": cid},
+                )
+                if rows:
+                    return _result(name, rows[0][0])
+                if anyio.current_time() >= deadline:
+                    raise await self._give_up(cid, name)
+        finally:
+            del self._waiters[cid]
+
+    async def _give_up(self, cid: str, name: str) -> CommandTimeout:
+        withdrawn = await self._query(
+            "DELETE FROM {commands} WHERE id = %(id)s AND claimed IS NULL RETURNING id",
+            {"id": cid},
+        )
+        if withdrawn:
+            return CommandTimeout(
+                f"{name}: no routing leader took the command within {self.command_timeout}s;"
+                " it was withdrawn and not executed (safe to retry)",
+                withdrawn=True,
+            )
+        return CommandTimeout(
+            f"{name}: the routing leader took the command but gave no result within "
+            f"{self.command_timeout}s; it runs exactly once, later (do not retry blindly)",
+            withdrawn=False,
+        )
+
+    async def submit(self, interaction: Interaction) -> Interaction:
+        """Queue a new interaction; durable when this returns (acknowledge then)."""
+        return await self.command("submit", interaction)  # type: ignore[no-any-return]
+
+    async def accept(self, offer_id: str, agent_id: str | None = None) -> Interaction:
+        return await self.command("accept", offer_id, agent_id)  # type: ignore[no-any-return]
+
+    async def decline(self, offer_id: str, agent_id: str | None = None) -> None:
+        await self.command("decline", offer_id, agent_id)
+
+    async def complete(self, interaction_id: str, agent_id: str | None = None) -> None:
+        await self.command("complete", interaction_id, agent_id)
+
+    async def end_wrap_up(self, interaction_id: str, agent_id: str | None = None) -> None:
+        await self.command("end_wrap_up", interaction_id, agent_id)
+
+    async def abandon(self, interaction_id: str) -> None:
+        await self.command("abandon", interaction_id)
+
+    async def transfer(
+        self,
+        interaction_id: str,
+        *,
+        to_agent: str | None = None,
+        to_queue: str | None = None,
+        agent_id: str | None = None,
+    ) -> None:
+        await self.command(
+            "transfer", interaction_id, to_agent=to_agent, to_queue=to_queue, agent_id=agent_id
+        )
+
+    async def requeue(self, interaction_id: str, reason: str = "requeued") -> None:
+        await self.command("requeue", interaction_id, reason)
+
+    async def assign(self, interaction_id: str, agent_id: str) -> Interaction:
+        return await self.command("assign", interaction_id, agent_id)  # type: ignore[no-any-return]
+
+    async def request_callback(self, interaction_id: str, number: str) -> None:
+        await self.command("request_callback", interaction_id, number)
+
+    async def set_presence(
+        self, agent_id: str, presence: Presence | str, reason: str | None = None
+    ) -> None:
+        await self.command("set_presence", agent_id, Presence(presence), reason)
+
+    # ------------------------------------------------------------------ reading
+
+    async def tail(self, since: int = 0) -> AsyncIterator[tuple[int, ev.Event]]:
+        """Every event above `since`, then each new one as it is committed, forever
+        (from any node: a NOTIFY per append wakes it, polling covers a missed one)."""
+        while True:
+            ready = self._events_ready
+            async for seq, event in self.store.read(since):
+                yield seq, event
+                since = seq
+            with anyio.move_on_after(self.poll_interval):
+                await ready.wait()
+
+    # ------------------------------------------------------------------ notifications
+
+    async def _listen(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """One session LISTENs to the schema's channels and wakes whoever waits; it
+        reconnects after a failure (polling covers the gap)."""
+        channels = {self.store.channel(name): name for name in ("commands", "results", "events")}
+        started = False
+        while True:
+            try:
+                conn = await self.store.open_connection()
+            except StoreError as exc:
+                logger.warning("node %s cannot listen: %s", self.name, exc)
+                await anyio.sleep(self.poll_interval)
+                continue
+            try:
+                for channel in channels:
+                    await conn.execute(
+                        psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel))
+                    )
+                if not started:
+                    task_status.started()
+                    started = True
+                self._wake_waiters("*")
+                async for note in conn.notifies():
+                    kind = channels.get(note.channel)
+                    if kind == "results":
+                        self._wake_waiters(note.payload)
+                    elif kind == "commands":
+                        self._commands_ready.set()
+                    elif kind == "events":
+                        self._events_ready.set()
+                        self._events_ready = anyio.Event()
+            except psycopg.Error as exc:
+                logger.warning("node %s: the listening session failed: %s", self.name, exc)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await conn.close()
+            await anyio.sleep(self.poll_interval)
+
+    def _wake_waiters(self, payload: str) -> None:
+        ids = self._waiters.keys() if payload == "*" else payload.split(",")
+        for cid in list(ids):
+            waiter = self._waiters.get(cid)
+            if waiter is not None:
+                waiter.set()
+
+    async def _query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run SQL on this node's control session; `{commands}`, `{leader}` name tables."""
+        query = psycopg.sql.SQL(text).format(  # type: ignore[arg-type]
+            commands=self.store.table("commands"), leader=self.store.table("leader")
+        )
+        async with self._control_lock:
+            conn = self._control
+            try:
+                if conn is None or conn.closed:
+                    conn = self._control = await self.store.open_connection()
+                cur = await conn.execute(query, params)
+                return await cur.fetchall() if cur.description else []
+            except psycopg.Error as exc:
+                if conn is not None:
+                    await conn.close()
+                raise StoreError(f"node {self.name}: PostgreSQL failed: {exc}") from None
+
+
+class _LostLeadership(Exception):
+    pass
+
+
+async def _scalar(conn: psycopg.AsyncConnection[Any], query: Any, params: Any) -> Any:
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+def _bind(router: Router, name: str, args: str) -> Callable[[], Any]:
+    """The router call a forwarded command asks for, its arguments decoded to the types
+    the Router method declares (an Interaction, a Presence...)."""
+    if name not in COMMANDS:
+        raise ValueError(f"unknown command {name!r}")
+    method = getattr(router, name)
+    hints = _hints(name)
+    data = msgspec.json.decode(args)
+    bound = inspect.signature(method).bind(*data.get("args", ()), **data.get("kwargs", {}))
+    for key, value in bound.arguments.items():
+        bound.arguments[key] = msgspec.convert(value, hints[key])
+    return lambda: method(*bound.args, **bound.kwargs)
+
+
+_HINTS: dict[str, dict[str, Any]] = {}
+
+
+def _hints(name: str) -> dict[str, Any]:
+    if name not in _HINTS:
+        _HINTS[name] = get_type_hints(getattr(Router, name))
+    return _HINTS[name]
+
+
+def _ok(value: Any) -> bytes:
+    return msgspec.json.encode({"ok": value})
+
+
+def _error(exc: Exception) -> bytes:
+    return msgspec.json.encode({"error": type(exc).__name__, "message": str(exc)})
+
+
+def _result(name: str, text: str) -> Any:
+    data = msgspec.json.decode(text)
+    if "error" in data:
+        kind = _ERRORS.get(data["error"])
+        if kind is None:
+            raise CommandError(f"{name}: {data['error']}: {data['message']}")
+        raise kind(data["message"])
+    return msgspec.convert(data["ok"], _hints(name)["return"])

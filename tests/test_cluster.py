@@ -1,0 +1,253 @@
+"""Nodes of one cluster in one process, on the real PostgreSQL: leadership, commands
+forwarded from a follower, takeover, fencing, exactly-once across a failover."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import psycopg
+import pytest
+from pgkit import DSN, needs_postgres
+from pgkit import schema as schema
+
+from omniroute import Interaction
+from omniroute import events as ev
+from omniroute.cluster import CommandTimeout, Node
+from omniroute.config import ConfigError, from_dict
+from omniroute.model import InteractionState
+from omniroute.router.core import RouterError
+from omniroute.store.postgres import FencedError, PostgresStore
+
+pytestmark = [needs_postgres, pytest.mark.anyio]
+
+CONFIG: dict[str, Any] = {
+    "queues": [{"name": "support", "offer_timeout": 30, "wrap_up": 0}],
+    "agents": [{"id": "a1", "capacity": {"chat": 1}}, {"id": "a2", "capacity": {"chat": 1}}],
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def node(schema: str, name: str, **options: Any) -> Node:
+    options.setdefault("election_interval", 0.1)
+    options.setdefault("poll_interval", 0.5)
+    return Node.from_dict(CONFIG, dsn=DSN, schema=schema, name=name, **options)
+
+
+def chat(number: int) -> Interaction:
+    return Interaction(id=f"i{number}", channel="chat", queue="support")
+
+
+async def until_leader(*nodes: Node, timeout: float = 5.0) -> Node:
+    with anyio.fail_after(timeout):
+        while True:
+            for n in nodes:
+                if n.is_leader:
+                    return n
+            await anyio.sleep(0.02)
+
+
+@pytest.fixture
+async def pair(schema: str) -> AsyncIterator[tuple[Node, Node]]:
+    """A leader and a node that never leads."""
+    async with (
+        node(schema, "leader").running() as leader,
+        node(schema, "front", lead=False).running() as front,
+    ):
+        await until_leader(leader)
+        yield leader, front
+
+
+async def test_one_node_leads_and_a_follower_forwards_commands(
+    pair: tuple[Node, Node],
+) -> None:
+    leader, front = pair
+    assert not front.is_leader
+    assert (await front.leadership()).node == "leader"
+    queued = await front.submit(chat(1))
+    assert queued.id == "i1" and queued.state is InteractionState.WAITING
+    assert leader.app is not None
+    assert leader.app.router.interaction("i1").state is InteractionState.WAITING
+    await front.set_presence("a1", "ready")
+    offer = leader.app.router.interaction("i1")
+    assert offer.state is InteractionState.OFFERED
+    offered = [e async for _, e in leader.store.read() if isinstance(e, ev.Offered)]
+    assigned = await front.accept(offered[0].offer_id, "a1")
+    assert assigned.state is InteractionState.ASSIGNED and assigned.agent == "a1"
+    # errors come back as themselves, and leave the command done (not retried)
+    with pytest.raises(RouterError, match="i9"):
+        await front.complete("i9")
+    with pytest.raises(ValueError):
+        await front.command("set_presence", "a1", "dancing")
+    # the leader runs its own commands directly
+    await leader.complete("i1", "a1")
+    async with await psycopg.AsyncConnection.connect(DSN) as conn:
+        cur = await conn.execute(
+            f'SELECT name, done_at IS NOT NULL, result::text FROM "{leader.store.schema}".commands'
+            " ORDER BY n"
+        )
+        rows = await cur.fetchall()
+    assert [(name, done) for name, done, _ in rows] == [
+        ("submit", True),
+        ("set_presence", True),
+        ("accept", True),
+        ("complete", True),
+        ("set_presence", True),
+    ]
+    assert "RouterError" in rows[3][2]
+
+
+async def test_followers_tail_the_log(pair: tuple[Node, Node]) -> None:
+    leader, front = pair
+    seen: list[str] = []
+
+    async def follow() -> None:
+        async for _, event in front.tail():
+            if isinstance(event, ev.InteractionQueued):
+                seen.append(event.interaction.id)
+                if len(seen) == 3:
+                    return
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(follow)
+            for i in range(3):
+                await leader.submit(chat(i))
+    assert seen == ["i0", "i1", "i2"]
+
+
+async def test_a_command_with_no_leader_times_out_and_is_withdrawn(schema: str) -> None:
+    async with node(schema, "front", lead=False, command_timeout=0.3).running() as front:
+        with pytest.raises(CommandTimeout, match="withdrawn") as caught:
+            await front.submit(chat(1))
+        assert caught.value.withdrawn
+    async with node(schema, "late").running() as late:
+        await until_leader(late)
+        await anyio.sleep(0.3)  # it would have run a pending command by now
+        assert late.app is not None and late.app.router.waiting("support") == []
+
+
+async def test_takeover_fences_the_old_leader_and_runs_pending_commands_once(
+    schema: str,
+) -> None:
+    first = node(schema, "first")
+    second = node(schema, "second")
+    async with anyio.create_task_group() as tg:
+        first_scope = anyio.CancelScope()
+
+        async def run_first() -> None:
+            with first_scope:
+                await first.run()
+
+        tg.start_soon(run_first)
+        await until_leader(first)
+        await tg.start(second.run)
+        await first.submit(chat(1))
+        old_epoch = first.store.epoch
+
+        # a command waits in the table while nobody leads: the next leader runs it
+        stale = PostgresStore(dsn=DSN, schema=schema)
+        stale.fence(old_epoch)
+        first_scope.cancel()  # the first node stops; its session (and lock) goes
+        submitted = await second.submit(chat(2))
+        assert submitted.id == "i2"
+        assert await until_leader(second) is second
+        assert second.store.epoch == (old_epoch or 0) + 1
+        assert second.app is not None
+        assert [ix.id for ix in second.app.router.waiting("support")] == ["i1", "i2"]
+
+        # the old leader's epoch is fenced out
+        with pytest.raises(FencedError, match="superseded"):
+            await stale.append([ev.Note(at=0.0, kind="late")])
+        await stale.close()
+        tg.cancel_scope.cancel()
+
+    check = PostgresStore(dsn=DSN, schema=schema)
+    queued = [
+        e.interaction.id async for _, e in check.read() if isinstance(e, ev.InteractionQueued)
+    ]
+    assert queued == ["i1", "i2"]
+    await check.close()
+
+
+async def test_the_next_leader_runs_unfinished_commands_once_and_done_ones_never(
+    schema: str,
+) -> None:
+    async with (
+        node(schema, "first").running() as first,
+        node(schema, "front", lead=False).running() as front,
+    ):
+        await until_leader(first)
+        await front.submit(chat(1))  # done by the first leader
+    # a command the first leader claimed but never finished (it died before committing)
+    async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+        await conn.execute(
+            f'INSERT INTO "{schema}".commands (id, node, name, args, claimed)'
+            " VALUES ('c-claimed', 'front', 'submit', %s, 1)",
+            ('{"args": [{"id": "i2", "channel": "chat", "queue": "support"}], "kwargs": {}}',),
+        )
+    async with node(schema, "second").running() as second:
+        await until_leader(second)
+        with anyio.fail_after(5):
+            while True:
+                async with await psycopg.AsyncConnection.connect(DSN) as conn:
+                    cur = await conn.execute(
+                        f'SELECT name, epoch, result::text FROM "{schema}".commands'
+                        " WHERE done_at IS NOT NULL ORDER BY n"
+                    )
+                    done = await cur.fetchall()
+                if len(done) == 2:
+                    break
+                await anyio.sleep(0.05)
+        assert [(name, epoch) for name, epoch, _ in done] == [("submit", 1), ("submit", 2)]
+        assert '"id":"i2"' in done[1][2]
+        assert second.app is not None
+        assert [ix.id for ix in second.app.router.waiting("support")] == ["i1", "i2"]
+    check = PostgresStore(dsn=DSN, schema=schema)
+    queued = [
+        e.interaction.id async for _, e in check.read() if isinstance(e, ev.InteractionQueued)
+    ]
+    await check.close()
+    assert queued == ["i1", "i2"]
+
+
+async def test_a_leader_whose_session_is_cut_stops_and_is_fenced(schema: str) -> None:
+    """What a network partition does: the server ends the leader's lock session."""
+    # the first node notices late (1 s), so the second one takes over first
+    async with node(schema, "first", election_interval=1.0).running() as first:
+        await until_leader(first)
+        async with node(schema, "second", election_interval=0.05).running() as second:
+            await first.submit(chat(1))
+            key = first.store.lock_key
+            async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+                cur = await conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND granted AND database = (SELECT oid FROM pg_database"
+                    " WHERE datname = current_database())"
+                    " AND classid = %s AND objid = %s",
+                    ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+                )
+                assert await cur.fetchall() == [(True,)]
+            assert await until_leader(second) is second
+            with anyio.fail_after(5):
+                while first.is_leader:
+                    await anyio.sleep(0.02)
+            with pytest.raises(FencedError):
+                await first.store.append([ev.Note(at=0.0, kind="late")])
+            # the old leader is a follower now: its commands reach the new one
+            await first.submit(chat(2))
+            assert second.app is not None
+            assert [ix.id for ix in second.app.router.waiting("support")] == ["i1", "i2"]
+
+
+def test_a_node_from_the_store_section() -> None:
+    config = from_dict({**CONFIG, "store": {"backend": "postgres", "dsn": DSN, "schema": "cc"}})
+    made = Node.from_config(config, name="n1", lead=False)
+    assert (made.store.dsn, made.store.schema, made.name, made.lead) == (DSN, "cc", "n1", False)
+    with pytest.raises(ConfigError, match='backend = "postgres"'):
+        Node.from_config(from_dict(CONFIG))
