@@ -30,7 +30,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from . import events as ev
 from .clock import Clock, RealClock
 from .config import Config, from_dict, validate_with_plugins
-from .model import Interaction, Presence
+from .model import Agent, Interaction, Presence
 from .plugins import PluginHost
 from .router.core import Router, RouterError
 from .specs import Channel
@@ -258,6 +258,15 @@ class App:
         self, agent_id: str, presence: Presence | str, reason: str | None = None
     ) -> None:
         await self._command(self.router.set_presence, agent_id, Presence(presence), reason)
+
+    async def upsert_agent(self, agent: Agent) -> None:
+        """Add an agent or change one's skills, capacity or queues; applies at once, and
+        the log keeps it across restarts."""
+        await self._command(self.router.upsert_agent, agent)
+
+    async def remove_agent(self, agent_id: str) -> None:
+        """Remove an agent who is offline and holds no work."""
+        await self._command(self.router.remove_agent, agent_id)
 
     async def _command(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a router command and return once its events are durable.

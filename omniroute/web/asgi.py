@@ -1,0 +1,227 @@
+"""The ASGI app: the API table turned into Starlette routes, the live event socket, the
+OpenAPI document, and the routes plugins add.
+
+Every request is authenticated here, once, before its handler runs: a Bearer token or
+the session cookie; the endpoint's role is checked against the caller's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .. import events as ev
+from .api import ENDPOINTS, ApiError, Call, Endpoint, decode_body
+from .auth import COOKIE, Auth, Principal
+from .openapi import openapi_document
+from .settings import ROLE_RANK, Role, Server
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["JSONResponse", "create_asgi_app"]
+
+logger = logging.getLogger("omniroute.web")
+_encoder = msgspec.json.Encoder()
+
+
+class JSONResponse(Response):
+    """A response encoded by msgspec (Structs, enums and all)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _encoder.encode(content)
+
+
+def create_asgi_app(app: App, server: Server) -> Starlette:
+    """The web app of one running `App`, configured by `[server]`."""
+    auth = Auth(server)
+    routes: list[BaseRoute] = [_route(app, auth, server, e) for e in _by_path(ENDPOINTS)]
+    routes.append(WebSocketRoute("/api/events", _event_socket(app, auth)))
+    document = openapi_document(ENDPOINTS)
+    routes.append(Route("/api/openapi.json", lambda _: JSONResponse(document)))
+    for spec in app.host.web_routes():
+        routes.append(_plugin_route(auth, spec))
+    web = Starlette(routes=routes)
+    web.state.omniroute = app
+    web.state.auth = auth
+    return web
+
+
+def _by_path(endpoints: list[Endpoint]) -> list[list[Endpoint]]:
+    """Endpoints grouped by path, so one Starlette route serves all methods of a path."""
+    groups: dict[str, list[Endpoint]] = {}
+    for e in endpoints:
+        groups.setdefault(e.path, []).append(e)
+    return list(groups.values())
+
+
+def _route(app: App, auth: Auth, server: Server, group: list[Endpoint]) -> Route:
+    by_method = {e.method: e for e in group}
+
+    async def handle(request: Request) -> Response:
+        endpoint = by_method[request.method]
+        try:
+            principal = _authorise(auth, request, endpoint.role)
+            raw = await _body(request, server.max_body) if endpoint.body else b""
+            call = Call(
+                app=app,
+                auth=auth,
+                principal=principal,
+                body=decode_body(endpoint, raw),
+                params=dict(request.path_params),
+                client=request.client.host if request.client else "",
+            )
+            result = await endpoint.handler(call)
+        except ApiError as exc:
+            body = {"error": exc.error, "where": exc.where}
+            return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+        if endpoint.returns is None:
+            return Response(status_code=204)
+        response = JSONResponse(result, status_code=endpoint.status)
+        token = getattr(result, "token", None)
+        if token:
+            response.set_cookie(
+                COOKIE, token, max_age=int(server.session_ttl), httponly=True, samesite="strict"
+            )
+        return response
+
+    return Route(group[0].path, handle, methods=list(by_method))
+
+
+def _credential(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    return conn.cookies.get(COOKIE)
+
+
+def _authorise(auth: Auth, conn: HTTPConnection, role: Role | None) -> Principal | None:
+    if role is None:
+        return None
+    principal = auth.authenticate(_credential(conn))
+    if principal is None:
+        raise ApiError(401, "log in first (a session token, cookie or API token is needed)")
+    if not principal.has(role):
+        has = principal.role.value
+        raise ApiError(403, f"this needs the {role.value} role; {principal.id} is {has}")
+    return principal
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 once it grows past `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the body is over {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# ------------------------------------------------------------------ live events
+
+
+def _event_socket(app: App, auth: Auth) -> Any:
+    async def socket(websocket: WebSocket) -> None:
+        """Every durable event the caller may see, as JSON, one message each.
+
+        Authenticated like the API (cookie, or `?token=` since browsers cannot set
+        headers on a WebSocket). An agent receives only events about themselves and
+        their offers and work; supervisors receive everything.
+        """
+        credential = _credential(websocket) or websocket.query_params.get("token")
+        principal = auth.authenticate(credential)
+        if principal is None:
+            await websocket.close(code=4401, reason="log in first")
+            return
+        await websocket.accept()
+        events = app.subscribe()
+        visible = _visible_to(app, principal)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_until_closed, websocket, tg.cancel_scope)
+            with events:
+                async for event in events:
+                    if visible(event):
+                        await websocket.send_bytes(ev.encode(event))
+            tg.cancel_scope.cancel()  # the app stopped, or dropped us as too slow
+        await websocket.close(code=1012, reason="resubscribe")
+
+    return socket
+
+
+async def _until_closed(websocket: WebSocket, scope: anyio.CancelScope) -> None:
+    """Read (and ignore) what the client sends, to notice when it goes away."""
+    try:
+        while True:
+            await websocket.receive_bytes()
+    except (WebSocketDisconnect, KeyError, RuntimeError):
+        pass
+    scope.cancel()
+
+
+def _visible_to(app: App, principal: Principal) -> Any:
+    if ROLE_RANK[principal.role] >= ROLE_RANK[Role.SUPERVISOR]:
+        return lambda event: True
+    me = principal.id
+    mine: set[str] = set()  # interactions offered or assigned to me, as seen so far
+
+    def visible(event: ev.Event) -> bool:
+        agent = getattr(event, "agent_id", None)
+        interaction = getattr(event, "interaction_id", None)
+        if agent == me:
+            if interaction is not None:
+                mine.add(interaction)
+            return True
+        if interaction is not None and interaction in mine:
+            if isinstance(event, ev.Completed | ev.Abandoned | ev.Closed):
+                mine.discard(interaction)
+            return True
+        return False
+
+    return visible
+
+
+# ------------------------------------------------------------------ plugin routes
+
+
+def _plugin_route(auth: Auth, spec: Any) -> BaseRoute:
+    """A plugin's route, behind the role its spec asks for ("public" skips the check)."""
+    role = None if spec.role == "public" else Role(spec.role)
+    endpoint = spec.endpoint
+    if spec.websocket:
+
+        async def guarded_socket(websocket: WebSocket) -> None:
+            if role is not None:
+                credential = _credential(websocket) or websocket.query_params.get("token")
+                principal = auth.authenticate(credential)
+                if principal is None or not principal.has(role):
+                    await websocket.close(code=4403)
+                    return
+            await endpoint(websocket)
+
+        return WebSocketRoute(spec.path, guarded_socket)
+
+    async def guarded(request: Request) -> Response:
+        try:
+            _authorise(auth, request, role)
+        except ApiError as exc:
+            return JSONResponse({"error": exc.error, "where": None}, status_code=exc.status)
+        response: Response = await endpoint(request)
+        return response
+
+    return Route(spec.path, guarded, methods=list(spec.methods))
