@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
@@ -30,13 +31,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from . import events as ev
 from .clock import Clock, RealClock
 from .config import Config, from_dict, validate_with_plugins
-from .model import Agent, Interaction, Presence
+from .conversations import Conversations
+from .model import TERMINAL_STATES, Agent, Interaction, Message, Presence
 from .plugins import PluginHost
 from .router.core import Router, RouterError
 from .specs import Channel
 from .store import Store, StoreError, open_store
 
-__all__ = ["HOOKS_BY_EVENT", "App", "RouterError"]
+__all__ = ["HOOKS_BY_EVENT", "App", "DeliveryError", "RouterError"]
 
 logger = logging.getLogger("omniroute.app")
 
@@ -56,6 +58,10 @@ HOOKS_BY_EVENT: dict[type[ev.Event], str] = {
     ev.SlaBreached: "omniroute_sla_breached",
     ev.AgentStateChanged: "omniroute_agent_state_changed",
 }
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver a message (it is stored in the conversation anyway)."""
 
 
 class App:
@@ -102,6 +108,8 @@ class App:
         self.store: Store = store if store is not None else open_store(config.store)
         #: Channels started by `run`, by name.
         self.channels: dict[str, Channel] = {}
+        #: Messages and contact history, folded from durable events.
+        self.conversations = Conversations()
 
         self._started = False
         self._running = False
@@ -182,6 +190,8 @@ class App:
         """Rebuild routing state from the log, then write what resuming decided (offers
         to agents freed meanwhile, timers that fell due while the app was down)."""
         events = [event async for _, event in self.store.read()]
+        for event in events:
+            self.conversations.apply(event)
         try:
             self.router.rebuild(events)
         except Exception as exc:
@@ -268,6 +278,56 @@ class App:
         """Remove an agent who is offline and holds no work."""
         await self._command(self.router.remove_agent, agent_id)
 
+    # ------------------------------------------------------------------ messages
+
+    async def add_message(self, message: Message) -> Message:
+        """Record a message of a live interaction (a customer's, usually); durable when
+        this returns, so a channel acknowledges its sender then."""
+        self._live(message.interaction_id)
+        stamped = msgspec.structs.replace(message, at=message.at or self.clock.now())
+        await self._record(ev.MessageAdded(at=stamped.at, message=stamped))
+        return stamped
+
+    async def send_message(
+        self, interaction_id: str, sender: str, text: str, *, attachments: Sequence[str] = ()
+    ) -> Message:
+        """An agent's (or supervisor's) message to the customer: made durable, then handed
+        to the interaction's channel. Raises DeliveryError if the channel fails; the
+        message stays in the conversation either way."""
+        ix = self._live(interaction_id)
+        channel = self.channels.get(ix.channel)
+        if channel is None:
+            raise DeliveryError(f'no channel "{ix.channel}" is running to deliver to')
+        message = Message(
+            id=f"m-{secrets.token_hex(8)}",
+            interaction_id=interaction_id,
+            sender=sender,
+            text=text,
+            at=self.clock.now(),
+            attachments=list(attachments),
+        )
+        await self._record(ev.MessageAdded(at=message.at, message=message))
+        try:
+            await channel.deliver(ix, message)
+        except Exception as exc:
+            logger.exception("channel %r failed to deliver message %s", ix.channel, message.id)
+            raise DeliveryError(f"stored, but channel {ix.channel!r} failed: {exc}") from exc
+        return message
+
+    def _live(self, interaction_id: str) -> Interaction:
+        ix = self.router.interaction(interaction_id)  # RouterError if unknown
+        if ix.state in TERMINAL_STATES:
+            raise RouterError(f'interaction "{interaction_id}" has ended ({ix.state.value})')
+        return ix
+
+    async def _record(self, event: ev.Event) -> None:
+        """Make an event the router does not fold durable, in log order with the rest."""
+        if self._failure is not None:
+            raise self._failure
+        if not self._running:
+            raise RuntimeError("the app is not running: `await tg.start(app.run)` first")
+        await self._flush(self._stage([event]))
+
     async def _command(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a router command and return once its events are durable.
 
@@ -334,6 +394,7 @@ class App:
     def _publish(self, events: Sequence[ev.Event]) -> None:
         """Hand durable events to the observer task and to live subscribers; never blocks."""
         for event in events:
+            self.conversations.apply(event)
             self._to_observers.send_nowait(event)
         for subscriber in list(self._subscribers):
             try:

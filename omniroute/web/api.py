@@ -15,15 +15,19 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
+from ..app import DeliveryError
 from ..config import ConfigError, convert
-from ..model import TERMINAL_STATES, Agent, Interaction
+from ..conversations import Contact
+from ..model import TERMINAL_STATES, Agent, Interaction, Message
 from ..router.core import RouterError
 from .auth import Principal, TooManyAttempts
 from .settings import Role
 from .views import (
     AgentView,
     AssignBody,
+    ConversationView,
     LoginBody,
+    MessageBody,
     OfferView,
     PresenceBody,
     QueueView,
@@ -179,6 +183,54 @@ async def decline(call: Call) -> None:
 async def interaction(call: Call) -> Interaction:
     """One live interaction: an agent may read only those offered or assigned to them."""
     return _readable(call, call.params["interaction_id"])
+
+
+@endpoint(
+    "GET", "/api/interactions/{interaction_id}/conversation", Role.AGENT,
+    returns=ConversationView,
+)  # fmt: skip
+async def conversation(call: Call) -> ConversationView:
+    """Messages, the customer's earlier contacts, the queue's script and canned answers."""
+    ix = _readable(call, call.params["interaction_id"])
+    app = call.app
+    customer = app.conversations.customer_of(ix.id)
+    history = [c for c in app.conversations.history(customer) if c.id != ix.id] if customer else []
+    queue = app.router.queues[ix.queue].config
+    return ConversationView(
+        interaction=ix,
+        messages=app.conversations.messages(ix.id),
+        history=history,
+        position=app.router.position(ix.id),
+        script=queue.script,
+        canned=list(queue.canned),
+    )
+
+
+@endpoint(
+    "POST", "/api/interactions/{interaction_id}/messages", Role.AGENT, body=MessageBody,
+    returns=Message, status=201,
+)  # fmt: skip
+async def send_message(call: Call) -> Message:
+    """Reply in the conversation's own channel (agents: once it is assigned to them;
+    supervisors join any live conversation)."""
+    body: MessageBody = call.body
+    ix = _readable(call, call.params["interaction_id"])
+    if call.me.has(Role.SUPERVISOR) and ix.agent != call.me.id:
+        sender = f"supervisor:{call.me.id}"
+    elif ix.agent == call.me.id:
+        sender = f"agent:{call.me.id}"
+    else:
+        raise ApiError(409, "accept the offer before replying")
+    try:
+        return await _run(call.app.send_message(ix.id, sender, body.text))
+    except DeliveryError as exc:
+        raise ApiError(502, str(exc)) from None
+
+
+@endpoint("GET", "/api/customers/{customer_id}/history", Role.SUPERVISOR, returns=list[Contact])
+async def customer_history(call: Call) -> list[Contact]:
+    """A customer's contacts across channels, newest first."""
+    return call.app.conversations.history(call.params["customer_id"])
 
 
 @endpoint("POST", "/api/interactions/{interaction_id}/complete", Role.AGENT)

@@ -7,14 +7,17 @@ from typing import Annotated, Any
 
 import msgspec
 
-from ..model import Agent, Interaction, Presence
+from ..conversations import Contact
+from ..model import Agent, Interaction, Message, Presence
 from .settings import Role
 
 __all__ = [
     "AgentView",
     "AssignBody",
+    "ConversationView",
     "ErrorBody",
     "LoginBody",
+    "MessageBody",
     "OfferView",
     "PresenceBody",
     "QueueView",
@@ -99,6 +102,22 @@ class Wallboard(msgspec.Struct, kw_only=True):
     queues: list[QueueView]
     agents: list[AgentView]
     agents_by_activity: dict[str, int]
+
+
+class MessageBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+
+
+class ConversationView(msgspec.Struct, kw_only=True):
+    """All an agent needs beside a conversation: its messages, the customer's earlier
+    contacts, and the queue's script and canned answers."""
+
+    interaction: Interaction
+    messages: list[Message]
+    history: list[Contact]
+    position: int  # place in line while waiting, else 0
+    script: str | None
+    canned: list[str]
 
 
 #: Bodies an admin sends to create or replace an agent.
