@@ -148,16 +148,14 @@ class App:
         try:
             await self.host.notify("omniroute_startup", app=self)
             await self._restore()
+            self._build_channels()
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
                 self._running = True
                 tg.start_soon(self._observe, name="omniroute observers")
                 tg.start_soon(self._timer_loop, name="omniroute timers")
-                for name, spec in self.host.channels().items():
-                    if name in self.config.plugins:
-                        channel = spec.factory(self.plugin_config.get(name), self)
-                        self.channels[name] = channel
-                        tg.start_soon(self._run_channel, name, channel, name=f"channel {name}")
+                for name, channel in self.channels.items():
+                    tg.start_soon(self._run_channel, name, channel, name=f"channel {name}")
                 task_status.started()
         finally:
             self._running = False
@@ -185,6 +183,13 @@ class App:
             if len(group.exceptions) == 1:
                 raise group.exceptions[0] from None
             raise
+
+    def _build_channels(self) -> None:
+        """The adapters of the channels the config enables (`[plugins.NAME]`), built
+        before any runs, so that a channel's config error stops the start as itself."""
+        for name, spec in self.host.channels().items():
+            if name in self.config.plugins:
+                self.channels[name] = spec.factory(self.plugin_config.get(name), self)
 
     async def _restore(self) -> None:
         """Rebuild routing state from the log, then write what resuming decided (offers

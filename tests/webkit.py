@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 import httpx
 
 from omniroute.app import App
 from omniroute.model import Interaction
+from omniroute.testing import serving as serve_for_test
 from omniroute.web.passwords import hash_password, hash_token
-from omniroute.web.serve import serve_app
 
 PASSWORD = "correct horse"
 TOKEN = "a-long-random-api-token-for-the-crm-0123456789"
@@ -76,12 +75,5 @@ class Site:
 @asynccontextmanager
 async def serving(app: App) -> AsyncIterator[Site]:
     """Run `app` with its web server on a free port for the duration of the block."""
-    ready: list[str] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: serve_app(app, app.config.server, on_ready=ready.append))
-        with anyio.fail_after(10):
-            while not ready:
-                await anyio.sleep(0.01)
-        async with httpx.AsyncClient(base_url=ready[0]) as client:
-            yield Site(app, ready[0], client)
-        tg.cancel_scope.cancel()
+    async with serve_for_test(app) as url, httpx.AsyncClient(base_url=url) as client:
+        yield Site(app, url, client)

@@ -182,6 +182,8 @@ def _visible_to(app: App, principal: Principal) -> Any:
 
     def visible(event: ev.Event) -> bool:
         agent = getattr(event, "agent_id", None)
+        if isinstance(event, ev.MessageAdded):
+            return event.message.interaction_id in mine
         interaction = getattr(event, "interaction_id", None)
         if agent == me:
             if interaction is not None:
