@@ -8,14 +8,16 @@ the session cookie; the endpoint's role is checked against the caller's.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import events as ev
@@ -49,6 +51,7 @@ def create_asgi_app(app: App, server: Server) -> Starlette:
     routes.append(WebSocketRoute("/api/events", _event_socket(app, auth)))
     document = openapi_document(ENDPOINTS)
     routes.append(Route("/api/openapi.json", lambda _: JSONResponse(document)))
+    routes.extend(_pages())
     for spec in app.host.web_routes():
         routes.append(_plugin_route(auth, spec))
     web = Starlette(routes=routes)
@@ -131,6 +134,37 @@ async def _body(request: Request, limit: int) -> bytes:
             raise ApiError(413, f"the body is over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# ------------------------------------------------------------------ pages
+
+_STATIC = Path(__file__).parent / "static"
+#: The pages load only their own scripts and styles, and talk only to this server.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _pages() -> list[BaseRoute]:
+    """The agents' inbox, the supervisors' wallboard and the login page: static files
+    that read everything through the API (they hold nothing a login would protect)."""
+
+    def page(name: str) -> Any:
+        async def serve(_: Request) -> Response:
+            return FileResponse(_STATIC / name, headers=_PAGE_HEADERS)
+
+        return serve
+
+    return [
+        Route("/", lambda _: RedirectResponse("/login")),
+        Route("/login", page("login.html")),
+        Route("/inbox", page("inbox.html")),
+        Route("/wallboard", page("wallboard.html")),
+        Mount("/static", StaticFiles(directory=_STATIC), name="static"),
+    ]
 
 
 # ------------------------------------------------------------------ live events

@@ -109,8 +109,10 @@
     } else if (m.type === "position") {
       setStatus(m.position ? "Waiting, position " + m.position : "Connecting you to an agent...");
     } else if (m.type === "agent_joined") {
-      setStatus((m.name || "An agent") + " joined the chat");
-      add("sys", (m.name || "An agent") + " joined the chat");
+      var joined = (m.name || "An agent") + " joined the chat";
+      setStatus(joined);
+      if (status.dataset.joined !== joined) add("sys", joined);
+      status.dataset.joined = joined;
     } else if (m.type === "transferred") {
       setStatus("Transferring you...");
     } else if (m.type === "message") {
