@@ -177,3 +177,4 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 # They keep heavy imports inside their command functions, like the ones above.
 from .web import passwd as _passwd  # noqa: E402, F401
 from .web import serve as _serve  # noqa: E402, F401
+from .web import demo as _demo  # noqa: E402, F401
