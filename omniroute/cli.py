@@ -175,6 +175,6 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 # ------------------------------------------------------------------ commands in other modules
 # Each module below registers its commands with `@command` when imported; one line each.
 # They keep heavy imports inside their command functions, like the ones above.
+from .web import demo as _demo  # noqa: E402, F401
 from .web import passwd as _passwd  # noqa: E402, F401
 from .web import serve as _serve  # noqa: E402, F401
-from .web import demo as _demo  # noqa: E402, F401

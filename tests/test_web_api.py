@@ -401,3 +401,13 @@ def _value(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     return msgspec.json.encode(v).decode()
+
+
+async def test_sessions_expire() -> None:
+    doc = document()
+    doc["server"]["session_ttl"] = 1
+    async with serving(App.from_dict(doc, store=MemoryStore())) as site:
+        headers = await site.login("ana")
+        assert (await site.client.get("/api/me", headers=headers)).status_code == 200
+        await anyio.sleep(2.2)
+        assert (await site.client.get("/api/me", headers=headers)).status_code == 401

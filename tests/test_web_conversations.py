@@ -136,3 +136,33 @@ async def test_a_message_to_an_ended_interaction_is_refused(
         await site.app.add_message(
             Message(id="x", interaction_id=ix.id, sender="customer", text="?")
         )
+
+
+async def test_live_messages_reach_only_the_agents_holding_the_interaction(
+    site: Site, echo_channel: EchoChannel
+) -> None:
+    import json
+
+    import anyio
+    import websockets
+
+    await site.login("bob")
+    ana_token = (await site.login("ana"))["Authorization"].split()[1]
+    bob_token = site.tokens["bob"]
+    base = site.url.replace("http", "ws") + "/api/events?token="
+    async with (
+        websockets.connect(base + ana_token) as ana,
+        websockets.connect(base + bob_token) as bob,
+    ):
+        ix = await chat_with_ana(site, echo_channel)
+        await site.app.add_message(
+            Message(id="c-9", interaction_id=ix.id, sender="customer", text="still there?")
+        )
+        seen: list[str] = []
+        with anyio.fail_after(5):
+            while "message" not in seen:
+                seen.append(json.loads(await ana.recv())["type"])
+        assert seen[-3:] == ["offered", "assigned", "message"]
+        with anyio.move_on_after(0.3):
+            other = json.loads(await bob.recv())
+            pytest.fail(f"bob saw {other}")

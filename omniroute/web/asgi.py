@@ -20,11 +20,11 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .. import events as ev
 from .api import ENDPOINTS, ApiError, Call, Endpoint, decode_body
 from .auth import COOKIE, Auth, Principal
+from .hub import EventHub
 from .openapi import openapi_document
-from .settings import ROLE_RANK, Role, Server
+from .settings import Role, Server
 
 if TYPE_CHECKING:
     from ..app import App
@@ -48,7 +48,8 @@ def create_asgi_app(app: App, server: Server) -> Starlette:
     """The web app of one running `App`, configured by `[server]`."""
     auth = Auth(server)
     routes: list[BaseRoute] = [_route(app, auth, server, e) for e in _by_path(ENDPOINTS)]
-    routes.append(WebSocketRoute("/api/events", _event_socket(app, auth)))
+    hub = EventHub(app)
+    routes.append(WebSocketRoute("/api/events", _event_socket(hub, auth)))
     document = openapi_document(ENDPOINTS)
     routes.append(Route("/api/openapi.json", lambda _: JSONResponse(document)))
     routes.extend(_pages())
@@ -57,6 +58,7 @@ def create_asgi_app(app: App, server: Server) -> Starlette:
     web = Starlette(routes=routes)
     web.state.omniroute = app
     web.state.auth = auth
+    web.state.hub = hub  # `serve_app` runs it beside the server
     return web
 
 
@@ -170,7 +172,7 @@ def _pages() -> list[BaseRoute]:
 # ------------------------------------------------------------------ live events
 
 
-def _event_socket(app: App, auth: Auth) -> Any:
+def _event_socket(hub: EventHub, auth: Auth) -> Any:
     async def socket(websocket: WebSocket) -> None:
         """Every durable event the caller may see, as JSON, one message each.
 
@@ -184,14 +186,11 @@ def _event_socket(app: App, auth: Auth) -> Any:
             await websocket.close(code=4401, reason="log in first")
             return
         await websocket.accept()
-        events = app.subscribe()
-        visible = _visible_to(app, principal)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_until_closed, websocket, tg.cancel_scope)
-            with events:
-                async for event in events:
-                    if visible(event):
-                        await websocket.send_bytes(ev.encode(event))
+            with hub.open(principal) as events:
+                async for data in events:
+                    await websocket.send_bytes(data)
             tg.cancel_scope.cancel()  # the app stopped, or dropped us as too slow
         await websocket.close(code=1012, reason="resubscribe")
 
@@ -206,30 +205,6 @@ async def _until_closed(websocket: WebSocket, scope: anyio.CancelScope) -> None:
     except (WebSocketDisconnect, KeyError, RuntimeError):
         pass
     scope.cancel()
-
-
-def _visible_to(app: App, principal: Principal) -> Any:
-    if ROLE_RANK[principal.role] >= ROLE_RANK[Role.SUPERVISOR]:
-        return lambda event: True
-    me = principal.id
-    mine: set[str] = set()  # interactions offered or assigned to me, as seen so far
-
-    def visible(event: ev.Event) -> bool:
-        agent = getattr(event, "agent_id", None)
-        if isinstance(event, ev.MessageAdded):
-            return event.message.interaction_id in mine
-        interaction = getattr(event, "interaction_id", None)
-        if agent == me:
-            if interaction is not None:
-                mine.add(interaction)
-            return True
-        if interaction is not None and interaction in mine:
-            if isinstance(event, ev.Completed | ev.Abandoned | ev.Closed):
-                mine.discard(interaction)
-            return True
-        return False
-
-    return visible
 
 
 # ------------------------------------------------------------------ plugin routes

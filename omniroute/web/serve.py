@@ -59,6 +59,7 @@ async def serve_app(
     )
     uv = _without_signal_handlers(config)
     async with app.running(), anyio.create_task_group() as tg:
+        tg.start_soon(web.state.hub.run)
         tg.start_soon(_stop_on_signals, uv)
         if on_ready is not None:
             tg.start_soon(_announce, uv, on_ready)
