@@ -7,6 +7,7 @@ the session cookie; the endpoint's role is checked against the caller's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 from starlette.applications import Starlette
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -87,6 +88,8 @@ def _route(app: App, auth: Auth, server: Server, group: list[Endpoint]) -> Route
                 client=request.client.host if request.client else "",
             )
             result = await endpoint.handler(call)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody reads it: the client went away
         except ApiError as exc:
             body = {"error": exc.error, "where": exc.where}
             return JSONResponse(body, status_code=exc.status, headers=exc.headers)
@@ -186,24 +189,27 @@ def _event_socket(hub: EventHub, auth: Auth) -> Any:
             await websocket.close(code=4401, reason="log in first")
             return
         await websocket.accept()
+        gone = anyio.Event()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_until_closed, websocket, tg.cancel_scope)
+            tg.start_soon(_until_closed, websocket, tg.cancel_scope, gone)
             with hub.open(principal) as events:
                 async for data in events:
                     await websocket.send_bytes(data)
             tg.cancel_scope.cancel()  # the app stopped, or dropped us as too slow
-        await websocket.close(code=1012, reason="resubscribe")
+        if not gone.is_set():
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await websocket.close(code=1012, reason="resubscribe")
 
     return socket
 
 
-async def _until_closed(websocket: WebSocket, scope: anyio.CancelScope) -> None:
+async def _until_closed(websocket: WebSocket, scope: anyio.CancelScope, gone: anyio.Event) -> None:
     """Read (and ignore) what the client sends, to notice when it goes away."""
-    try:
-        while True:
-            await websocket.receive_bytes()
-    except (WebSocketDisconnect, KeyError, RuntimeError):
-        pass
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            break
+    gone.set()
     scope.cancel()
 
 

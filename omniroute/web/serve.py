@@ -56,6 +56,7 @@ async def serve_app(
         access_log=False,
         log_config=None,
         ws_max_size=server.max_body,
+        timeout_keep_alive=30,  # pages and agents' clients reuse their connections
     )
     uv = _without_signal_handlers(config)
     async with app.running(), anyio.create_task_group() as tg:
@@ -113,6 +114,7 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # not every connection
     try:
         config = load(args.config)
         app = App(config, host=plugin_host())
