@@ -401,6 +401,15 @@ class App:
         for event in events:
             self.conversations.apply(event)
             self._to_observers.send_nowait(event)
+        self._to_subscribers(events)
+
+    def announce(self, event: ev.Event) -> None:
+        """Hand a transient event (someone typing) to live subscribers only: it is not
+        stored, not replayed, and plugins' observers do not see it."""
+        if self._running:
+            self._to_subscribers([event])
+
+    def _to_subscribers(self, events: Sequence[ev.Event]) -> None:
         for subscriber in list(self._subscribers):
             try:
                 for event in events:

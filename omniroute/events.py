@@ -199,6 +199,14 @@ class MessageAdded(Event, tag="message"):
     message: Message
 
 
+class Typing(Event, tag="typing"):
+    """Someone is typing in a conversation ("customer", "agent:<id>"). Transient: only
+    announced to live subscribers (`App.announce`), never stored nor replayed."""
+
+    interaction_id: str
+    sender: str
+
+
 class Note(Event, tag="note"):
     """Free-form record from a plugin or an admin action; the router ignores it."""
 

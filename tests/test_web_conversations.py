@@ -166,3 +166,15 @@ async def test_live_messages_reach_only_the_agents_holding_the_interaction(
         with anyio.move_on_after(0.3):
             other = json.loads(await bob.recv())
             pytest.fail(f"bob saw {other}")
+
+
+async def test_typing_is_announced_for_own_chats_only(
+    site: Site, echo_channel: EchoChannel
+) -> None:
+    ix = await chat_with_ana(site, echo_channel)
+    with site.app.subscribe() as events:
+        r = await site.call("ana", "POST", f"/api/interactions/{ix.id}/typing")
+        assert r.status_code == 204
+        typing = events.receive_nowait()
+        assert typing.sender == "agent:ana" and typing.interaction_id == ix.id  # type: ignore[attr-defined]
+    assert (await site.call("bob", "POST", f"/api/interactions/{ix.id}/typing")).status_code == 404

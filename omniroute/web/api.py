@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
+from .. import events as ev
 from ..app import DeliveryError
 from ..config import ConfigError, convert
 from ..conversations import Contact
@@ -225,6 +226,18 @@ async def send_message(call: Call) -> Message:
         return await _run(call.app.send_message(ix.id, sender, body.text))
     except DeliveryError as exc:
         raise ApiError(502, str(exc)) from None
+
+
+@endpoint("POST", "/api/interactions/{interaction_id}/typing", Role.AGENT)
+async def typing(call: Call) -> None:
+    """The caller is typing a reply: the customer's channel may show it (web chat does)."""
+    ix = _readable(call, call.params["interaction_id"])
+    if ix.agent != call.me.id and not call.me.has(Role.SUPERVISOR):
+        raise ApiError(409, "accept the offer before replying")
+    kind = "agent" if ix.agent == call.me.id else "supervisor"
+    call.app.announce(
+        ev.Typing(at=call.app.clock.now(), interaction_id=ix.id, sender=f"{kind}:{call.me.id}")
+    )
 
 
 @endpoint("GET", "/api/customers/{customer_id}/history", Role.SUPERVISOR, returns=list[Contact])

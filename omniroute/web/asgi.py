@@ -194,7 +194,7 @@ def _event_socket(hub: EventHub, auth: Auth) -> Any:
             tg.start_soon(_until_closed, websocket, tg.cancel_scope, gone)
             with hub.open(principal) as events:
                 async for data in events:
-                    await websocket.send_bytes(data)
+                    await websocket.send_text(data.decode())  # JSON is text
             tg.cancel_scope.cancel()  # the app stopped, or dropped us as too slow
         if not gone.is_set():
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):

@@ -46,10 +46,18 @@ function duration(seconds) {
 
 function percent(x) { return x === null || x === undefined ? "-" : Math.round(x * 100) + "%"; }
 
-/* Calls refresh() now, and again (at most every 300 ms) whenever an event arrives. */
-function live(refresh) {
+/* Calls refresh() now, and again (at most every 300 ms) whenever an event arrives;
+ * typing notices go to onTyping(event) instead. */
+function live(refresh, onTyping) {
   let timer = null, retry = 0;
-  const schedule = () => { if (!timer) timer = setTimeout(() => { timer = null; refresh(); }, 300); };
+  const later = () => { if (!timer) timer = setTimeout(() => { timer = null; refresh(); }, 300); };
+  const schedule = (message) => {
+    if (message && message.data) {
+      const event = JSON.parse(message.data);
+      if (event.type === "typing") { if (onTyping) onTyping(event); return; }
+    }
+    later();
+  };
   function connect() {
     const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/api/events");
     ws.onopen = () => { retry = 0; document.body.dataset.live = "yes"; schedule(); };

@@ -212,13 +212,19 @@ class WebchatChannel:
     async def _converse(self, websocket: WebSocket, interaction_id: str) -> None:
         limit = self.settings.messages_per_minute
         sent: deque[float] = deque()
+        typed = 0.0  # when the agent was last told the customer types
         while True:
             inbound = _decode(_inbound, await _receive(websocket, self.settings.max_message))
             if isinstance(inbound, _End):
                 await self._customer_left(interaction_id)
                 raise Refused(1000, "chat ended")
             if isinstance(inbound, _Typing):
-                continue  # typing is shown to agents in a later version
+                if time.monotonic() - typed > 2.0:  # at most one announcement in 2 s
+                    typed = time.monotonic()
+                    now = self.app.clock.now()
+                    typing = ev.Typing(at=now, interaction_id=interaction_id, sender="customer")
+                    self.app.announce(typing)
+                continue
             text = inbound.text.strip()
             if not text:
                 continue
@@ -278,7 +284,11 @@ class WebchatChannel:
                 interaction_id = getattr(event, "interaction_id", None)
                 if interaction_id is None or interaction_id not in self._sockets:
                     continue
-                if isinstance(event, ev.Assigned):
+                if isinstance(event, ev.Typing):
+                    if event.sender != "customer":
+                        name = self._agent_name(event.sender)
+                        await self._send(interaction_id, {"type": "typing", "name": name})
+                elif isinstance(event, ev.Assigned):
                     name = self._agent_name(f"agent:{event.agent_id}")
                     await self._send(interaction_id, {"type": "agent_joined", "name": name})
                 elif isinstance(event, ev.Transferred | ev.Requeued):

@@ -228,3 +228,21 @@ async def test_unknown_topic_queue_is_a_config_error() -> None:
     ):
         async with app.running():
             pass
+
+
+async def test_typing_goes_both_ways_but_is_never_stored(chat: Chat) -> None:
+    socket, started = await chat.start()
+    interaction_id = started["interaction"]
+    await chat.app.set_presence("ana", "ready")
+    await chat.app.accept(next(iter(chat.app.router.agent("ana").offers)), "ana")
+    await receive(socket, skip=("position",))  # agent_joined
+    with chat.app.subscribe() as events:
+        await send(socket, {"type": "typing"})
+        with anyio.fail_after(5):
+            seen = await events.receive()
+        assert isinstance(seen, ev.Typing) and seen.sender == "customer"
+    now = chat.app.clock.now()
+    chat.app.announce(ev.Typing(at=now, interaction_id=interaction_id, sender="agent:ana"))
+    assert await receive(socket) == {"type": "typing", "name": "Ana"}
+    stored = [e async for _, e in chat.app.store.read()]
+    assert not any(isinstance(e, ev.Typing) for e in stored)

@@ -113,6 +113,10 @@
       setStatus(joined);
       if (status.dataset.joined !== joined) add("sys", joined);
       status.dataset.joined = joined;
+    } else if (m.type === "typing") {
+      setStatus((m.name || "The agent") + " is typing...");
+      clearTimeout(handle.typingTimer);
+      handle.typingTimer = setTimeout(function () { if (status.dataset.joined) setStatus(status.dataset.joined); }, 4000);
     } else if (m.type === "transferred") {
       setStatus("Transferring you...");
     } else if (m.type === "message") {
@@ -162,6 +166,11 @@
     pending[id] = { text: text, node: add("me pending", text) };
     send({ type: "message", text: text, id: id });
     input.value = "";
+  });
+
+  var lastTyping = 0;
+  compose.querySelector("input").addEventListener("input", function () {
+    if (Date.now() - lastTyping > 2000) { lastTyping = Date.now(); send({ type: "typing" }); }
   });
 
   compose.querySelector(".end").addEventListener("click", function () {
