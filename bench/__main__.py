@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = {"routing": "bench.routing", "store": "bench.store"}
+BENCHMARKS = {"routing": "bench.routing", "serve": "bench.serve", "store": "bench.store"}
 
 
 def main(argv: list[str]) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
@@ -30,13 +31,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from . import events as ev
 from .clock import Clock, RealClock
 from .config import Config, from_dict, validate_with_plugins
-from .model import Interaction, Presence
+from .conversations import Conversations
+from .model import TERMINAL_STATES, Agent, Interaction, Message, Presence
 from .plugins import PluginHost
 from .router.core import Router, RouterError
 from .specs import Channel
 from .store import Purging, Store, StoreError, open_store, store_config
 
-__all__ = ["HOOKS_BY_EVENT", "App", "RouterError"]
+__all__ = ["HOOKS_BY_EVENT", "App", "DeliveryError", "RouterError"]
 
 logger = logging.getLogger("omniroute.app")
 
@@ -56,6 +58,10 @@ HOOKS_BY_EVENT: dict[type[ev.Event], str] = {
     ev.SlaBreached: "omniroute_sla_breached",
     ev.AgentStateChanged: "omniroute_agent_state_changed",
 }
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver a message (it is stored in the conversation anyway)."""
 
 
 class App:
@@ -106,6 +112,8 @@ class App:
         self.store: Store = store if store is not None else open_store(config.store)
         #: Channels started by `run`, by name.
         self.channels: dict[str, Channel] = {}
+        #: Messages and contact history, folded from durable events.
+        self.conversations = Conversations()
 
         self._started = False
         self._running = False
@@ -144,6 +152,7 @@ class App:
         try:
             await self.host.notify("omniroute_startup", app=self)
             await self._restore()
+            self._build_channels()
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
                 self._running = True
@@ -152,11 +161,8 @@ class App:
                 retention = self.store_config.retention_days
                 if retention is not None and isinstance(self.store, Purging):
                     tg.start_soon(self._retention_loop, retention, name="omniroute retention")
-                for name, spec in self.host.channels().items():
-                    if name in self.config.plugins:
-                        channel = spec.factory(self.plugin_config.get(name), self)
-                        self.channels[name] = channel
-                        tg.start_soon(self._run_channel, name, channel, name=f"channel {name}")
+                for name, channel in self.channels.items():
+                    tg.start_soon(self._run_channel, name, channel, name=f"channel {name}")
                 task_status.started()
         finally:
             self._running = False
@@ -185,10 +191,19 @@ class App:
                 raise group.exceptions[0] from None
             raise
 
+    def _build_channels(self) -> None:
+        """The adapters of the channels the config enables (`[plugins.NAME]`), built
+        before any runs, so that a channel's config error stops the start as itself."""
+        for name, spec in self.host.channels().items():
+            if name in self.config.plugins:
+                self.channels[name] = spec.factory(self.plugin_config.get(name), self)
+
     async def _restore(self) -> None:
         """Rebuild routing state from the log, then write what resuming decided (offers
         to agents freed meanwhile, timers that fell due while the app was down)."""
         events = [event async for _, event in self.store.read()]
+        for event in events:
+            self.conversations.apply(event)
         try:
             self.router.rebuild(events)
         except Exception as exc:
@@ -266,6 +281,65 @@ class App:
     ) -> None:
         await self._command(self.router.set_presence, agent_id, Presence(presence), reason)
 
+    async def upsert_agent(self, agent: Agent) -> None:
+        """Add an agent or change one's skills, capacity or queues; applies at once, and
+        the log keeps it across restarts."""
+        await self._command(self.router.upsert_agent, agent)
+
+    async def remove_agent(self, agent_id: str) -> None:
+        """Remove an agent who is offline and holds no work."""
+        await self._command(self.router.remove_agent, agent_id)
+
+    # ------------------------------------------------------------------ messages
+
+    async def add_message(self, message: Message) -> Message:
+        """Record a message of a live interaction (a customer's, usually); durable when
+        this returns, so a channel acknowledges its sender then."""
+        self._live(message.interaction_id)
+        stamped = msgspec.structs.replace(message, at=message.at or self.clock.now())
+        await self._record(ev.MessageAdded(at=stamped.at, message=stamped))
+        return stamped
+
+    async def send_message(
+        self, interaction_id: str, sender: str, text: str, *, attachments: Sequence[str] = ()
+    ) -> Message:
+        """An agent's (or supervisor's) message to the customer: made durable, then handed
+        to the interaction's channel. Raises DeliveryError if the channel fails; the
+        message stays in the conversation either way."""
+        ix = self._live(interaction_id)
+        channel = self.channels.get(ix.channel)
+        if channel is None:
+            raise DeliveryError(f'no channel "{ix.channel}" is running to deliver to')
+        message = Message(
+            id=f"m-{secrets.token_hex(8)}",
+            interaction_id=interaction_id,
+            sender=sender,
+            text=text,
+            at=self.clock.now(),
+            attachments=list(attachments),
+        )
+        await self._record(ev.MessageAdded(at=message.at, message=message))
+        try:
+            await channel.deliver(ix, message)
+        except Exception as exc:
+            logger.exception("channel %r failed to deliver message %s", ix.channel, message.id)
+            raise DeliveryError(f"stored, but channel {ix.channel!r} failed: {exc}") from exc
+        return message
+
+    def _live(self, interaction_id: str) -> Interaction:
+        ix = self.router.interaction(interaction_id)  # RouterError if unknown
+        if ix.state in TERMINAL_STATES:
+            raise RouterError(f'interaction "{interaction_id}" has ended ({ix.state.value})')
+        return ix
+
+    async def _record(self, event: ev.Event) -> None:
+        """Make an event the router does not fold durable, in log order with the rest."""
+        if self._failure is not None:
+            raise self._failure
+        if not self._running:
+            raise RuntimeError("the app is not running: `await tg.start(app.run)` first")
+        await self._flush(self._stage([event]))
+
     async def _command(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a router command and return once its events are durable.
 
@@ -342,7 +416,17 @@ class App:
     def _publish(self, events: Sequence[ev.Event]) -> None:
         """Hand durable events to the observer task and to live subscribers; never blocks."""
         for event in events:
+            self.conversations.apply(event)
             self._to_observers.send_nowait(event)
+        self._to_subscribers(events)
+
+    def announce(self, event: ev.Event) -> None:
+        """Hand a transient event (someone typing) to live subscribers only: it is not
+        stored, not replayed, and plugins' observers do not see it."""
+        if self._running:
+            self._to_subscribers([event])
+
+    def _to_subscribers(self, events: Sequence[ev.Event]) -> None:
         for subscriber in list(self._subscribers):
             try:
                 for event in events:

@@ -28,11 +28,13 @@ import msgspec
 import msgspec.inspect as mi
 
 from .model import Action, ActionKind, Agent, EscalationStep, Hours, Queue, Routing
+from .web.settings import Role, Server
 
 __all__ = [
     "Config",
     "ConfigError",
     "check",
+    "convert",
     "from_dict",
     "load",
     "loads",
@@ -63,8 +65,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     `plugins` stays raw here: each `[plugins.NAME]` table is decoded into the Struct its
     plugin registered, by `validate_with_plugins`, once the plugins are loaded.
-    `store`, `server` and `simulation` are reserved: accepted as raw tables now so that
-    files written for later versions keep loading, and typed when those parts land.
+    `store` and `simulation` are reserved: accepted as raw tables now so that files
+    written for later versions keep loading, and typed when those parts land.
     """
 
     queues: list[Queue] = []
@@ -72,7 +74,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     routing: Routing = Routing()
     plugins: dict[str, dict[str, Any]] = {}
     store: dict[str, Any] | None = None  # reserved
-    server: dict[str, Any] | None = None  # reserved
+    server: Server = Server()
     simulation: dict[str, Any] | None = None  # reserved
 
 
@@ -274,7 +276,7 @@ _SECTIONS: dict[str, Any] = {
     "routing": Routing,
     "plugins": dict[str, dict[str, Any]],
     "store": dict[str, Any],
-    "server": dict[str, Any],
+    "server": Server,
     "simulation": dict[str, Any],
 }
 _LISTS: dict[str, type] = {"queues": Queue, "agents": Agent}
@@ -308,6 +310,9 @@ def _decode(data: Mapping[str, Any], errors: list[str]) -> Config | None:
         errors.extend(_check_queue(f"queues[{i}]", queue, names))
     for i, agent in items["agents"]:
         errors.extend(_check_agent(f"agents[{i}]", agent, names))
+    if isinstance(fields.get("server"), Server):
+        agent_ids = {name for _, name in _raw_names(raw_agents, "id")}
+        errors.extend(_check_users(fields["server"], agent_ids))
     if errors:
         return None
     return Config(**fields)
@@ -329,6 +334,16 @@ def _convert_list(
         if item is not None:
             out.append((i, item))
     return out
+
+
+def convert(data: Any, tp: Any) -> Any:
+    """`data` (plain JSON-like values) as type `tp`, or ConfigError naming every mistake
+    with its path, as config errors do (the web API decodes request bodies with it)."""
+    errors: list[str] = []
+    value = _convert(data, tp, (), errors)
+    if errors:  # an error about the whole value has no path: drop the empty prefix
+        raise ConfigError(e.removeprefix(": ") for e in errors)
+    return value
 
 
 def _convert(
@@ -599,6 +614,33 @@ def _check_agent(where: str, agent: Agent, names: Collection[str]) -> list[str]:
         for j, name in enumerate(agent.queues or ())
         if name not in names
     ]
+
+
+def _check_users(server: Server, agent_ids: Collection[str]) -> list[str]:
+    """User ids are unique; an agent user is an agent of the config; hashes look right."""
+    raw = [(i, user.id) for i, user in enumerate(server.users)]
+    errors = _check_unique(raw, "server.users", "id", "user")
+    for i, user in enumerate(server.users):
+        where = f"server.users[{i}]"
+        if user.role is Role.AGENT and user.id not in agent_ids:
+            errors.append(
+                f'{where}.id: no agent "{user.id}"{_hint(user.id, agent_ids)}; a user with '
+                "role agent logs in as the [[agents]] entry of the same id"
+            )
+        if user.password_hash is not None and not user.password_hash.startswith("scrypt$"):
+            errors.append(
+                f"{where}.password_hash: not a hash from `omniroute passwd` "
+                "(it starts with scrypt$); never put the password itself here"
+            )
+        for j, token in enumerate(user.token_hashes):
+            if not token.startswith("sha256$"):
+                errors.append(
+                    f"{where}.token_hashes[{j}]: not a hash from `omniroute passwd --token` "
+                    "(it starts with sha256$)"
+                )
+        if user.password_hash is None and not user.token_hashes:
+            errors.append(f"{where}: set password_hash or token_hashes, or the user cannot log in")
+    return errors
 
 
 def _check_hours(where: str, hours: Hours, own: str, names: Collection[str]) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from .model import Action, Agent, EscalationStep, Explanation, Interaction, Presence
+from .model import Action, Agent, EscalationStep, Explanation, Interaction, Message, Presence
 
 
 class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
@@ -189,6 +189,24 @@ class AgentRemoved(Event, tag="agent_removed"):
     agent_id: str
 
 
+class MessageAdded(Event, tag="message"):
+    """A message of a conversation, from the customer, an agent or the system.
+
+    Durable before its sender is told "sent": a channel acknowledges a customer's message
+    only once this event is in the log. The router ignores it; the inbox shows it.
+    """
+
+    message: Message
+
+
+class Typing(Event, tag="typing"):
+    """Someone is typing in a conversation ("customer", "agent:<id>"). Transient: only
+    announced to live subscribers (`App.announce`), never stored nor replayed."""
+
+    interaction_id: str
+    sender: str
+
+
 class Note(Event, tag="note"):
     """Free-form record from a plugin or an admin action; the router ignores it."""
 
@@ -218,6 +236,7 @@ AnyEvent = (
     | AgentStateChanged
     | AgentConfigured
     | AgentRemoved
+    | MessageAdded
     | Note
 )
 

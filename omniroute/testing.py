@@ -9,12 +9,16 @@ classes and fixtures: it registers nothing, reads no environment and starts noth
 * `register_plugin`: registers a plugin (object or module) on `plugin_host` for one test.
 * `echo_channel`: an `EchoChannel`, registered as channel "echo", that a test drives by
   hand.
+* `app`: builds an `App` on `plugin_host`, a virtual clock and an encoding memory store.
+* `serving(app)`: runs an app with its web server on a free loopback port, for tests of
+  web routes and of channels that customers reach over HTTP.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -25,7 +29,7 @@ from .model import Customer, Identity, Interaction, Message
 from .plugins import PluginError, PluginHost
 from .specs import ChannelSpec
 
-__all__ = ["EchoChannel", "app", "echo_channel", "plugin_host", "register_plugin"]
+__all__ = ["EchoChannel", "app", "echo_channel", "plugin_host", "register_plugin", "serving"]
 
 
 class EchoChannel:
@@ -156,3 +160,29 @@ def app(plugin_host: PluginHost) -> Callable[..., Any]:
         )
 
     return make_app
+
+
+# ------------------------------------------------------------------ web
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Run `app` and its web server (on `[server]`, but on a free loopback port) for the
+    duration of the block; yields the base URL, e.g. "http://127.0.0.1:41234".
+
+        async with serving(app) as url, httpx.AsyncClient(base_url=url) as client:
+            ...
+    """
+    import msgspec
+
+    from .web.serve import serve_app
+
+    server = msgspec.structs.replace(app.config.server, host="127.0.0.1", port=0)
+    ready: list[str] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: serve_app(app, server, on_ready=ready.append))
+        with anyio.fail_after(10):
+            while not ready:
+                await anyio.sleep(0.01)
+        yield ready[0]
+        tg.cancel_scope.cancel()

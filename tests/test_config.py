@@ -20,6 +20,7 @@ from omniroute.config import (
     validate_with_plugins,
 )
 from omniroute.model import ActionKind, Queue, Routing
+from omniroute.web.settings import Server
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "omniroute.toml"
 STRATEGIES = ["best-skill", "fewest-answered", "least-talk-time", "longest-idle", "round-robin"]
@@ -79,7 +80,8 @@ def test_empty_document_gives_defaults() -> None:
     assert config == Config()
     assert config.routing == Routing()
     assert config.plugins == {}
-    assert config.store is None and config.server is None and config.simulation is None
+    assert config.store is None and config.simulation is None
+    assert config.server == Server()
 
 
 def test_example_file_is_valid() -> None:

@@ -272,3 +272,25 @@ async def test_a_huge_batch_is_several_statements_in_one_transaction(
         assert conn.execute("SELECT seq FROM events").fetchall() == [
             (i,) for i in (1, 2, 3, 4, 5, 10)
         ]
+
+
+@pytest.mark.anyio
+async def test_purge_empties_conversation_messages(db: Path) -> None:
+    from omniroute.model import Message
+
+    def said(at: float, text: str) -> ev.MessageAdded:
+        message = Message(
+            id=f"m{at:g}", interaction_id="i1", sender="customer", text=text, at=at,
+            attachments=["invoice.pdf"], attributes={"html": f"<p>{text}</p>"},
+        )  # fmt: skip
+        return ev.MessageAdded(at=at, message=message)
+
+    store = SqliteStore(db)
+    await store.append([said(100.0, "my card is 4111"), said(500.0, "recent")])
+    assert await store.purge(200.0) == 1
+    old, recent = [e for _, e in await read_all(store)]
+    assert isinstance(old, ev.MessageAdded) and isinstance(recent, ev.MessageAdded)
+    assert (old.message.text, old.message.attachments, old.message.attributes) == (PURGED, [], {})
+    assert (old.message.id, old.message.sender, old.message.at) == ("m100", "customer", 100.0)
+    assert recent == said(500.0, "recent")
+    await store.close()

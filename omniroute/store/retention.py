@@ -6,8 +6,9 @@ Bodies are what customers and agents wrote. In the event log they live in:
 * `InteractionQueued.interaction.attributes` (channel and CRM plugins keep message
   text, headers and transcripts there; the router never reads it);
 * `InteractionQueued.interaction.customer.name` and `.attributes` (what a CRM told us);
-* `Note.data` of notes whose `kind` is a message kind (`MESSAGE_NOTE_KINDS`), where
-  channels record the messages of a conversation.
+* `MessageAdded.message`: the text, attachments and attributes of every message of a
+  conversation, the customer's and the agent's (ids, sender and time stay);
+* `Note.data` of notes whose `kind` is a message kind (`MESSAGE_NOTE_KINDS`).
 
 Everything else stays: ids, queues, channels, skills, priorities, times, agents,
 customer ids and identities (first-contact resolution needs them), and every other
@@ -28,15 +29,21 @@ _PURGED_TABLE = {"purged": True}
 #: Note kinds that hold a message of a conversation.
 MESSAGE_NOTE_KINDS = frozenset({"message"})
 #: Event tags `purge_bodies` may change (a store can select candidates by tag).
-PURGEABLE_TAGS = ("queued", "note")
+PURGEABLE_TAGS = ("queued", "message", "note")
 
 
 def purgeable(event: ev.Event) -> bool:
-    return isinstance(event, ev.InteractionQueued | ev.Note)
+    return isinstance(event, ev.InteractionQueued | ev.MessageAdded | ev.Note)
 
 
 def purge_bodies(event: ev.Event) -> ev.Event | None:
     """The event with its bodies replaced by markers, or None when it holds none."""
+    if isinstance(event, ev.MessageAdded):
+        m = event.message
+        if m.text == PURGED and not m.attachments and not m.attributes:
+            return None
+        purged = msgspec.structs.replace(m, text=PURGED, attachments=[], attributes={})
+        return msgspec.structs.replace(event, message=purged)
     if isinstance(event, ev.Note):
         if event.kind not in MESSAGE_NOTE_KINDS or event.data in ({}, _PURGED_TABLE):
             return None

@@ -1,0 +1,209 @@
+"""`python -m bench serve`: web chats at a steady rate through a real `omniroute serve`.
+
+The server runs in its own process on loopback (memory store by default; `--store
+sqlite` for the durable default). This process plays 500 agents, each with its live
+event socket open, who accept every offer over HTTP and complete it a moment later, and
+customers who open the web chat socket at `--rate` chats a second. The figure is the
+time from a customer's first message (the `start` of the chat) to the offer arriving on
+the agent's socket.
+
+Last line: `serve: N interactions/s, offer p99 X ms`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import websockets
+
+PASSWORD = "bench-password"
+
+
+def config(agents: int, store: str, folder: Path) -> str:
+    from omniroute.web.passwords import hash_password
+
+    password_hash = hash_password(PASSWORD, n=2**10)  # 500 logins must not take 30 s
+    lines = [
+        "[[queues]]",
+        'name = "chat"',
+        "wrap_up = 0",
+        "offer_timeout = 60",
+        '[server]\nsecret = "bench-secret-of-enough-length"\nlogin_attempts = 100000',
+        f"[store]\nbackend = {json.dumps(store)}",
+    ]
+    if store == "sqlite":
+        lines.append(f"path = {json.dumps(str(folder / 'bench.db'))}")
+    lines.append('[plugins.webchat]\ntopics = { "Chat" = "chat" }\nchats_per_hour = 100000000')
+    lines.append("connections_per_address = 100000\nmessages_per_minute = 100000")
+    for i in range(agents):
+        lines += ["[[agents]]", f'id = "a{i}"', "capacity = { webchat = 2 }"]
+        lines += ["[[server.users]]", f'id = "a{i}"', f'password_hash = "{password_hash}"']
+    return "\n".join(lines) + "\n"
+
+
+class Run:
+    def __init__(self, url: str, rate: float, duration: float, hold: float) -> None:
+        self.url = url
+        self.ws = url.replace("http", "ws", 1)
+        self.rate = rate
+        self.duration = duration
+        self.hold = hold
+        self.started: dict[str, float] = {}  # interaction -> when its start was sent
+        self.offered: dict[str, float] = {}  # interaction -> when the offer arrived
+        self.errors = 0
+        self.ready = anyio.Event()
+
+    async def agent(self, agent_id: str, connected: list[str]) -> None:
+        """One agent: its own HTTP connection (as a browser has) and its event socket."""
+        limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+        async with httpx.AsyncClient(base_url=self.url, limits=limits, timeout=30) as client:
+            await self._agent(client, agent_id, connected)
+
+    async def _agent(self, client: httpx.AsyncClient, agent_id: str, connected: list[str]) -> None:
+        r = await client.post("/api/login", json={"user": agent_id, "password": PASSWORD})
+        token = r.json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        async with websockets.connect(f"{self.ws}/api/events?token={token}", max_queue=None) as s:
+            await client.put("/api/inbox/presence", json={"presence": "ready"}, headers=headers)
+            connected.append(agent_id)
+            async with anyio.create_task_group() as tg:
+                async for raw in s:
+                    event = json.loads(raw)
+                    if event["type"] == "offered" and event["agent_id"] == agent_id:
+                        self.offered[event["interaction_id"]] = time.perf_counter()
+                        tg.start_soon(self.work, client, headers, event)
+
+    async def work(self, client: httpx.AsyncClient, headers: dict[str, str], offer: Any) -> None:
+        try:
+            r = await client.post(f"/api/offers/{offer['offer_id']}/accept", headers=headers)
+            if r.status_code != 200:
+                self.errors += 1
+                return
+            await anyio.sleep(self.hold)
+            await client.post(
+                f"/api/interactions/{offer['interaction_id']}/complete", headers=headers
+            )
+        except httpx.HTTPError:
+            self.errors += 1
+
+    async def customer(self, n: int) -> None:
+        try:
+            async with websockets.connect(f"{self.ws}/webchat/socket") as s:
+                await s.recv()  # hello
+                sent = time.perf_counter()
+                await s.send(json.dumps({"type": "start", "name": f"c{n}"}))
+                while True:
+                    message = json.loads(await s.recv())
+                    if message["type"] == "started":
+                        self.started[message["interaction"]] = sent
+                        return
+        except (OSError, websockets.WebSocketException):
+            self.errors += 1
+
+    async def customers(self) -> None:
+        rng = random.Random(1)
+        async with anyio.create_task_group() as tg:
+            begin = time.perf_counter()
+            n = 0
+            while time.perf_counter() - begin < self.duration:
+                n += 1
+                tg.start_soon(self.customer, n)
+                due = begin + n / self.rate * rng.uniform(0.9, 1.1)
+                await anyio.sleep(max(0.0, due - time.perf_counter()))
+
+
+async def measure(url: str, agents: int, rate: float, duration: float, hold: float) -> Run:
+    run = Run(url, rate, duration, hold)
+    async with anyio.create_task_group() as tg:
+        connected: list[str] = []
+        for i in range(agents):
+            tg.start_soon(run.agent, f"a{i}", connected)
+        with anyio.fail_after(120):
+            while len(connected) < agents:
+                await anyio.sleep(0.05)
+        print(f"serve: {agents} agents ready; {rate:g} chats/s, {duration:g} s", file=sys.stderr)
+        await run.customers()
+        await anyio.sleep(2)  # the last offers in flight
+        tg.cancel_scope.cancel()
+    return run
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench serve")
+    parser.add_argument("--agents", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=200.0, help="new chats per second")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of traffic")
+    parser.add_argument("--hold", type=float, default=2.0, help="seconds an agent keeps a chat")
+    parser.add_argument("--store", choices=["memory", "sqlite"], default="memory")
+    parser.add_argument("--url", help="measure a server already running with --write-config's file")
+    parser.add_argument("--write-config", type=Path, help="write the server's config here and exit")
+    args = parser.parse_args(argv)
+    if args.write_config:
+        args.write_config.write_text(config(args.agents, args.store, args.write_config.parent))
+        return 0
+    if args.url:
+        return report(
+            anyio.run(measure, args.url, args.agents, args.rate, args.duration, args.hold),
+            args.store,
+        )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "bench.toml").write_text(config(args.agents, args.store, folder))
+        server = subprocess.Popen(
+            [sys.executable, "-m", "omniroute", "serve", str(folder / "bench.toml"), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            assert server.stdout is not None
+            line = server.stdout.readline()
+            if not line.startswith("omniroute: serving on "):
+                print(f"serve: the server did not start: {line!r}", file=sys.stderr)
+                return 1
+            url = line.split()[3]
+            run = anyio.run(measure, url, args.agents, args.rate, args.duration, args.hold)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+    return report(run, args.store)
+
+
+def report(run: Run, store: str) -> int:
+    latencies = sorted(
+        (run.offered[i] - t) * 1000 for i, t in run.started.items() if i in run.offered
+    )
+    if not latencies:
+        print("serve: no offer arrived", file=sys.stderr)
+        return 1
+    offered_at = sorted(run.offered[i] for i in run.started if i in run.offered)
+    span = offered_at[-1] - offered_at[0]
+    achieved = (len(offered_at) - 1) / span if span > 0 else 0.0
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    missing = len(run.started) - len(latencies)
+    print(
+        f"serve-detail: {len(run.started)} chats started, {len(latencies)} offered, "
+        f"{missing} never offered, {run.errors} errors; offer latency median "
+        f"{statistics.median(latencies):.1f} ms, max {latencies[-1]:.1f} ms; store {store}",
+    )
+    print(f"serve: {achieved:.0f} interactions/s, offer p99 {p99:.1f} ms")
+    return 0

@@ -1,0 +1,475 @@
+"""The JSON API: one table of endpoints, each with the least role it needs, the body it
+reads and the Struct it answers with. The ASGI app, the role checks and the OpenAPI
+document are all built from this table, so they cannot drift apart.
+
+Agents see only their own work: an interaction offered or assigned to them. Supervisors
+see and steer everything; admins also change agents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+
+from .. import events as ev
+from ..app import DeliveryError
+from ..config import ConfigError, convert
+from ..conversations import Contact
+from ..model import TERMINAL_STATES, Agent, Interaction, Message
+from ..router.core import RouterError
+from .auth import Principal, TooManyAttempts
+from .settings import Role
+from .views import (
+    AgentView,
+    AssignBody,
+    ConversationView,
+    LoginBody,
+    MessageBody,
+    OfferView,
+    PresenceBody,
+    QueueView,
+    SessionView,
+    TransferBody,
+    Wallboard,
+)
+
+if TYPE_CHECKING:
+    from ..app import App
+    from .auth import Auth
+
+__all__ = ["ENDPOINTS", "ApiError", "Call", "Endpoint"]
+
+PUBLIC: Role | None = None  # `role` of endpoints anyone may call
+
+
+class ApiError(Exception):
+    """A refusal with its HTTP status; `where` names the offending field if any."""
+
+    def __init__(self, status: int, error: str, where: str | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.where = where
+        self.headers: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler gets: the app, the caller, the decoded body and path parameters."""
+
+    app: App
+    auth: Auth
+    principal: Principal | None
+    body: Any
+    params: dict[str, str]
+    client: str
+
+    @property
+    def me(self) -> Principal:
+        assert self.principal is not None  # only public endpoints run without one
+        return self.principal
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    role: Role | None
+    handler: Handler
+    body: type | None = None
+    returns: Any = None  # a type, or None for 204 No Content
+    status: int = 200
+
+    @property
+    def summary(self) -> str:
+        return (self.handler.__doc__ or "").strip().splitlines()[0]
+
+    @property
+    def description(self) -> str:
+        return " ".join((self.handler.__doc__ or "").split())
+
+
+ENDPOINTS: list[Endpoint] = []
+
+
+def endpoint(
+    method: str,
+    path: str,
+    role: Role | None,
+    *,
+    body: type | None = None,
+    returns: Any = None,
+    status: int = 200,
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        ENDPOINTS.append(Endpoint(method, path, role, handler, body, returns, status))
+        return handler
+
+    return register
+
+
+# ------------------------------------------------------------------ sessions
+
+
+@endpoint("POST", "/api/login", PUBLIC, body=LoginBody, returns=SessionView)
+async def login(call: Call) -> SessionView:
+    """Log in with a password; answers a session token (also set as a cookie)."""
+    body: LoginBody = call.body
+    try:
+        result = await anyio.to_thread.run_sync(
+            call.auth.login, body.user, body.password, call.client
+        )
+    except TooManyAttempts as exc:
+        error = ApiError(429, str(exc))
+        error.headers["Retry-After"] = str(exc.retry_after)
+        raise error from None
+    if result is None:
+        raise ApiError(401, "wrong user or password")
+    user, token = result
+    ttl = call.auth.server.session_ttl
+    return SessionView(user=user.id, role=user.role, name=user.name, token=token, expires_in=ttl)
+
+
+@endpoint("POST", "/api/logout", Role.AGENT)
+async def logout(call: Call) -> None:
+    """End this session (its token stops working)."""
+    call.auth.logout(call.me)
+
+
+@endpoint("GET", "/api/me", Role.AGENT, returns=SessionView)
+async def me(call: Call) -> SessionView:
+    """Who this session belongs to."""
+    user = call.me.user
+    return SessionView(user=user.id, role=user.role, name=user.name)
+
+
+# ------------------------------------------------------------------ agents' inbox
+
+
+@endpoint("GET", "/api/inbox", Role.AGENT, returns=AgentView)
+async def inbox(call: Call) -> AgentView:
+    """The caller's own state, pending offers and work (an agent's inbox)."""
+    return agent_view(call.app, _own_agent(call))
+
+
+@endpoint("PUT", "/api/inbox/presence", Role.AGENT, body=PresenceBody, returns=AgentView)
+async def my_presence(call: Call) -> AgentView:
+    """Set the caller's presence: ready, not_ready (with a reason) or offline."""
+    body: PresenceBody = call.body
+    agent_id = _own_agent(call)
+    await _run(call.app.set_presence(agent_id, body.presence, body.reason))
+    return agent_view(call.app, agent_id)
+
+
+@endpoint("POST", "/api/offers/{offer_id}/accept", Role.AGENT, returns=Interaction)
+async def accept(call: Call) -> Interaction:
+    """Accept an offer made to the caller; answers the assigned interaction."""
+    return await _run(call.app.accept(call.params["offer_id"], _own_agent(call)))
+
+
+@endpoint("POST", "/api/offers/{offer_id}/decline", Role.AGENT)
+async def decline(call: Call) -> None:
+    """Decline an offer made to the caller; it goes to the next agent."""
+    await _run(call.app.decline(call.params["offer_id"], _own_agent(call)))
+
+
+@endpoint("GET", "/api/interactions/{interaction_id}", Role.AGENT, returns=Interaction)
+async def interaction(call: Call) -> Interaction:
+    """One live interaction: an agent may read only those offered or assigned to them."""
+    return _readable(call, call.params["interaction_id"])
+
+
+@endpoint(
+    "GET", "/api/interactions/{interaction_id}/conversation", Role.AGENT,
+    returns=ConversationView,
+)  # fmt: skip
+async def conversation(call: Call) -> ConversationView:
+    """Messages, the customer's earlier contacts, the queue's script and canned answers."""
+    ix = _readable(call, call.params["interaction_id"])
+    app = call.app
+    customer = app.conversations.customer_of(ix.id)
+    history = [c for c in app.conversations.history(customer) if c.id != ix.id] if customer else []
+    queue = app.router.queues[ix.queue].config
+    return ConversationView(
+        interaction=ix,
+        messages=app.conversations.messages(ix.id),
+        history=history,
+        position=app.router.position(ix.id),
+        script=queue.script,
+        canned=list(queue.canned),
+    )
+
+
+@endpoint(
+    "POST", "/api/interactions/{interaction_id}/messages", Role.AGENT, body=MessageBody,
+    returns=Message, status=201,
+)  # fmt: skip
+async def send_message(call: Call) -> Message:
+    """Reply in the conversation's own channel (agents: once it is assigned to them;
+    supervisors join any live conversation)."""
+    body: MessageBody = call.body
+    ix = _readable(call, call.params["interaction_id"])
+    if call.me.has(Role.SUPERVISOR) and ix.agent != call.me.id:
+        sender = f"supervisor:{call.me.id}"
+    elif ix.agent == call.me.id:
+        sender = f"agent:{call.me.id}"
+    else:
+        raise ApiError(409, "accept the offer before replying")
+    try:
+        return await _run(call.app.send_message(ix.id, sender, body.text))
+    except DeliveryError as exc:
+        raise ApiError(502, str(exc)) from None
+
+
+@endpoint("POST", "/api/interactions/{interaction_id}/typing", Role.AGENT)
+async def typing(call: Call) -> None:
+    """The caller is typing a reply: the customer's channel may show it (web chat does)."""
+    ix = _readable(call, call.params["interaction_id"])
+    if ix.agent != call.me.id and not call.me.has(Role.SUPERVISOR):
+        raise ApiError(409, "accept the offer before replying")
+    kind = "agent" if ix.agent == call.me.id else "supervisor"
+    call.app.announce(
+        ev.Typing(at=call.app.clock.now(), interaction_id=ix.id, sender=f"{kind}:{call.me.id}")
+    )
+
+
+@endpoint("GET", "/api/customers/{customer_id}/history", Role.SUPERVISOR, returns=list[Contact])
+async def customer_history(call: Call) -> list[Contact]:
+    """A customer's contacts across channels, newest first."""
+    return call.app.conversations.history(call.params["customer_id"])
+
+
+@endpoint("POST", "/api/interactions/{interaction_id}/complete", Role.AGENT)
+async def complete(call: Call) -> None:
+    """The contact is over: the agent's wrap-up starts."""
+    ix = _readable(call, call.params["interaction_id"])
+    await _run(call.app.complete(ix.id, _acting_agent(call, ix)))
+
+
+@endpoint("POST", "/api/interactions/{interaction_id}/wrap-up/end", Role.AGENT)
+async def end_wrap_up(call: Call) -> None:
+    """End the wrap-up early: the agent is free for the next contact."""
+    ix = _readable(call, call.params["interaction_id"])
+    await _run(call.app.end_wrap_up(ix.id, _acting_agent(call, ix)))
+
+
+@endpoint("POST", "/api/interactions/{interaction_id}/transfer", Role.AGENT, body=TransferBody)
+async def transfer(call: Call) -> None:
+    """Transfer to a colleague (`to_agent`) or back to a queue (`to_queue`)."""
+    body: TransferBody = call.body
+    if (body.to_agent is None) == (body.to_queue is None):
+        raise ApiError(422, "give exactly one of to_agent and to_queue", "to_agent")
+    ix = _readable(call, call.params["interaction_id"])
+    await _run(
+        call.app.transfer(
+            ix.id,
+            to_agent=body.to_agent,
+            to_queue=body.to_queue,
+            agent_id=_acting_agent(call, ix),
+        )
+    )
+
+
+# ------------------------------------------------------------------ supervisors
+
+
+@endpoint("GET", "/api/wallboard", Role.SUPERVISOR, returns=Wallboard)
+async def wallboard(call: Call) -> Wallboard:
+    """Every queue (waiting, longest wait, today's KPIs) and every agent by state."""
+    return build_wallboard(call.app)
+
+
+@endpoint("GET", "/api/queues/{queue}/waiting", Role.SUPERVISOR, returns=list[Interaction])
+async def waiting(call: Call) -> list[Interaction]:
+    """The interactions waiting in one queue, in the order it will serve them."""
+    queue = call.params["queue"]
+    if queue not in call.app.router.queues:
+        raise ApiError(404, f'no queue "{queue}"')
+    return call.app.router.waiting(queue)
+
+
+@endpoint("GET", "/api/interactions/{interaction_id}/explain", Role.SUPERVISOR, returns=dict)
+async def explain(call: Call) -> dict[str, Any]:
+    """Why an interaction is where it is: who could take it and why nobody has yet."""
+    _live(call.app, call.params["interaction_id"])
+    return call.app.router.explain(call.params["interaction_id"])
+
+
+@endpoint(
+    "POST", "/api/interactions/{interaction_id}/assign", Role.SUPERVISOR, body=AssignBody,
+    returns=Interaction,
+)  # fmt: skip
+async def assign(call: Call) -> Interaction:
+    """Move a waiting interaction straight to an agent, bypassing the strategy."""
+    body: AssignBody = call.body
+    ix = _live(call.app, call.params["interaction_id"])
+    _known_agent(call.app, body.agent)
+    return await _run(call.app.assign(ix.id, body.agent))
+
+
+@endpoint("GET", "/api/agents", Role.SUPERVISOR, returns=list[AgentView])
+async def agents(call: Call) -> list[AgentView]:
+    """Every agent with their state, load, offers and work."""
+    return [agent_view(call.app, agent_id) for agent_id in call.app.router.agents]
+
+
+@endpoint("PUT", "/api/agents/{agent_id}/presence", Role.SUPERVISOR, body=PresenceBody,
+          returns=AgentView)  # fmt: skip
+async def agent_presence(call: Call) -> AgentView:
+    """Change an agent's presence (e.g. log out an agent who left)."""
+    body: PresenceBody = call.body
+    agent_id = _known_agent(call.app, call.params["agent_id"])
+    await _run(call.app.set_presence(agent_id, body.presence, body.reason))
+    return agent_view(call.app, agent_id)
+
+
+# ------------------------------------------------------------------ admins
+
+
+@endpoint("PUT", "/api/agents/{agent_id}", Role.ADMIN, body=Agent, returns=AgentView)
+async def put_agent(call: Call) -> AgentView:
+    """Create an agent or replace one's skills, capacity and queues; applies at once."""
+    agent: Agent = call.body
+    if agent.id != call.params["agent_id"]:
+        path = call.params["agent_id"]
+        raise ApiError(422, f'the body names agent "{agent.id}", the path "{path}"', "id")
+    await _run(call.app.upsert_agent(agent))
+    return agent_view(call.app, agent.id)
+
+
+@endpoint("DELETE", "/api/agents/{agent_id}", Role.ADMIN)
+async def delete_agent(call: Call) -> None:
+    """Remove an agent who is offline and holds no work."""
+    agent_id = _known_agent(call.app, call.params["agent_id"])
+    await _run(call.app.remove_agent(agent_id))
+
+
+# ------------------------------------------------------------------ views
+
+
+def agent_view(app: App, agent_id: str) -> AgentView:
+    status = app.router.agent(agent_id)
+    work = []
+    for interaction_id in sorted(status.work):
+        try:
+            work.append(app.router.interaction(interaction_id))
+        except RouterError:
+            continue  # finished between the two reads
+    return AgentView(
+        id=status.id,
+        name=status.config.name,
+        presence=status.presence,
+        reason=status.reason,
+        activity=status.activity,
+        since=status.state_since,
+        load=dict(status.load),
+        capacity=dict(status.config.capacity),
+        offers=[
+            OfferView(id=offer.id, expires_at=offer.expires_at, interaction=offer.waiting.ix)
+            for offer in status.offers.values()
+        ],
+        work=work,
+    )
+
+
+def build_wallboard(app: App) -> Wallboard:
+    router = app.router
+    now = app.clock.now()
+    waiting_by_queue: dict[str, list[Interaction]] = {name: [] for name in router.queues}
+    for ix in router.waiting():
+        waiting_by_queue.setdefault(ix.queue, []).append(ix)
+    queues = []
+    for name, items in waiting_by_queue.items():
+        oldest = min((ix.enqueued_at for ix in items), default=now)
+        queues.append(
+            QueueView(
+                name=name,
+                waiting=len(items),
+                longest_wait=max(0.0, now - oldest),
+                kpis=router.queue_stats(name).summary(),
+            )
+        )
+    agents = [agent_view(app, agent_id) for agent_id in router.agents]
+    by_activity: dict[str, int] = {}
+    for agent in agents:
+        by_activity[agent.activity] = by_activity.get(agent.activity, 0) + 1
+    return Wallboard(at=now, queues=queues, agents=agents, agents_by_activity=by_activity)
+
+
+# ------------------------------------------------------------------ checks
+
+
+async def _run(command: Awaitable[Any]) -> Any:
+    """Run an app command; a routing refusal (wrong state, unknown id) is a 409."""
+    try:
+        return await command
+    except RouterError as exc:
+        raise ApiError(409, str(exc)) from None
+
+
+def _own_agent(call: Call) -> str:
+    """The agent id of the caller, who must be an agent of the config."""
+    agent_id = call.me.id
+    if agent_id not in call.app.router.agents:
+        raise ApiError(403, f'user "{agent_id}" is not an agent')
+    return agent_id
+
+
+def _known_agent(app: App, agent_id: str) -> str:
+    if agent_id not in app.router.agents:
+        raise ApiError(404, f'no agent "{agent_id}"')
+    return agent_id
+
+
+def _live(app: App, interaction_id: str) -> Interaction:
+    try:
+        ix = app.router.interaction(interaction_id)
+    except RouterError:
+        raise ApiError(404, f'no live interaction "{interaction_id}"') from None
+    if ix.state in TERMINAL_STATES:
+        raise ApiError(404, f'no live interaction "{interaction_id}"')
+    return ix
+
+
+def _readable(call: Call, interaction_id: str) -> Interaction:
+    """The interaction, if the caller may see it; agents only their own (404 otherwise,
+    so an agent cannot probe which ids exist)."""
+    ix = _live(call.app, interaction_id)
+    if call.me.has(Role.SUPERVISOR):
+        return ix
+    agent_id = call.me.id
+    if agent_id in call.app.router.agents:
+        status = call.app.router.agent(agent_id)
+        if ix.id in status.work or any(o.waiting.id == ix.id for o in status.offers.values()):
+            return ix
+    raise ApiError(404, f'no live interaction "{interaction_id}"')
+
+
+def _acting_agent(call: Call, ix: Interaction) -> str | None:
+    """Whose work it is: the caller, unless a supervisor acts for the assigned agent."""
+    if call.me.has(Role.SUPERVISOR) and call.me.id != ix.agent:
+        return None
+    return call.me.id
+
+
+def decode_body(endpoint: Endpoint, raw: bytes) -> Any:
+    """The request body as the endpoint's Struct; errors name the field."""
+    if endpoint.body is None:
+        return None
+    try:
+        data = msgspec.json.decode(raw or b"null")
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"the body is not JSON: {exc}") from None
+    try:
+        return convert(data, endpoint.body)
+    except ConfigError as exc:
+        first = exc.errors[0]
+        where, sep, _ = first.partition(": ")
+        raise ApiError(422, "; ".join(exc.errors), where if sep else None) from None

@@ -1,0 +1,244 @@
+"""The ASGI app: the API table turned into Starlette routes, the live event socket, the
+OpenAPI document, and the routes plugins add.
+
+Every request is authenticated here, once, before its handler runs: a Bearer token or
+the session cookie; the endpoint's role is checked against the caller's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .api import ENDPOINTS, ApiError, Call, Endpoint, decode_body
+from .auth import COOKIE, Auth, Principal
+from .hub import EventHub
+from .openapi import openapi_document
+from .settings import Role, Server
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["JSONResponse", "create_asgi_app"]
+
+logger = logging.getLogger("omniroute.web")
+_encoder = msgspec.json.Encoder()
+
+
+class JSONResponse(Response):
+    """A response encoded by msgspec (Structs, enums and all)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _encoder.encode(content)
+
+
+def create_asgi_app(app: App, server: Server) -> Starlette:
+    """The web app of one running `App`, configured by `[server]`."""
+    auth = Auth(server)
+    routes: list[BaseRoute] = [_route(app, auth, server, e) for e in _by_path(ENDPOINTS)]
+    hub = EventHub(app)
+    routes.append(WebSocketRoute("/api/events", _event_socket(hub, auth)))
+    document = openapi_document(ENDPOINTS)
+    routes.append(Route("/api/openapi.json", lambda _: JSONResponse(document)))
+    routes.extend(_pages())
+    for spec in app.host.web_routes():
+        routes.append(_plugin_route(auth, spec))
+    web = Starlette(routes=routes)
+    web.state.omniroute = app
+    web.state.auth = auth
+    web.state.hub = hub  # `serve_app` runs it beside the server
+    return web
+
+
+def _by_path(endpoints: list[Endpoint]) -> list[list[Endpoint]]:
+    """Endpoints grouped by path, so one Starlette route serves all methods of a path."""
+    groups: dict[str, list[Endpoint]] = {}
+    for e in endpoints:
+        groups.setdefault(e.path, []).append(e)
+    return list(groups.values())
+
+
+def _route(app: App, auth: Auth, server: Server, group: list[Endpoint]) -> Route:
+    by_method = {e.method: e for e in group}
+
+    async def handle(request: Request) -> Response:
+        endpoint = by_method[request.method]
+        try:
+            principal = _authorise(auth, request, endpoint.role)
+            raw = await _body(request, server.max_body) if endpoint.body else b""
+            call = Call(
+                app=app,
+                auth=auth,
+                principal=principal,
+                body=decode_body(endpoint, raw),
+                params=dict(request.path_params),
+                client=request.client.host if request.client else "",
+            )
+            result = await endpoint.handler(call)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody reads it: the client went away
+        except ApiError as exc:
+            body = {"error": exc.error, "where": exc.where}
+            return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+        if endpoint.returns is None:
+            return Response(status_code=204)
+        response = JSONResponse(result, status_code=endpoint.status)
+        token = getattr(result, "token", None)
+        if token:
+            response.set_cookie(
+                COOKIE, token, max_age=int(server.session_ttl), httponly=True, samesite="strict"
+            )
+        return response
+
+    return Route(group[0].path, handle, methods=list(by_method))
+
+
+def _credential(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    return conn.cookies.get(COOKIE)
+
+
+def _authorise(auth: Auth, conn: HTTPConnection, role: Role | None) -> Principal | None:
+    if role is None:
+        return None
+    principal = auth.authenticate(_credential(conn))
+    if principal is None:
+        raise ApiError(401, "log in first (a session token, cookie or API token is needed)")
+    if not principal.has(role):
+        has = principal.role.value
+        raise ApiError(403, f"this needs the {role.value} role; {principal.id} is {has}")
+    return principal
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 once it grows past `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the body is over {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# ------------------------------------------------------------------ pages
+
+_STATIC = Path(__file__).parent / "static"
+#: The pages load only their own scripts and styles, and talk only to this server.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _pages() -> list[BaseRoute]:
+    """The agents' inbox, the supervisors' wallboard and the login page: static files
+    that read everything through the API (they hold nothing a login would protect)."""
+
+    def page(name: str) -> Any:
+        async def serve(_: Request) -> Response:
+            return FileResponse(_STATIC / name, headers=_PAGE_HEADERS)
+
+        return serve
+
+    return [
+        Route("/", lambda _: RedirectResponse("/login")),
+        Route("/login", page("login.html")),
+        Route("/inbox", page("inbox.html")),
+        Route("/wallboard", page("wallboard.html")),
+        Mount("/static", StaticFiles(directory=_STATIC), name="static"),
+    ]
+
+
+# ------------------------------------------------------------------ live events
+
+
+def _event_socket(hub: EventHub, auth: Auth) -> Any:
+    async def socket(websocket: WebSocket) -> None:
+        """Every durable event the caller may see, as JSON, one message each.
+
+        Authenticated like the API (cookie, or `?token=` since browsers cannot set
+        headers on a WebSocket). An agent receives only events about themselves and
+        their offers and work; supervisors receive everything.
+        """
+        credential = _credential(websocket) or websocket.query_params.get("token")
+        principal = auth.authenticate(credential)
+        if principal is None:
+            await websocket.close(code=4401, reason="log in first")
+            return
+        await websocket.accept()
+        gone = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_until_closed, websocket, tg.cancel_scope, gone)
+            with hub.open(principal) as events:
+                async for data in events:
+                    await websocket.send_text(data.decode())  # JSON is text
+            tg.cancel_scope.cancel()  # the app stopped, or dropped us as too slow
+        if not gone.is_set():
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await websocket.close(code=1012, reason="resubscribe")
+
+    return socket
+
+
+async def _until_closed(websocket: WebSocket, scope: anyio.CancelScope, gone: anyio.Event) -> None:
+    """Read (and ignore) what the client sends, to notice when it goes away."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            break
+    gone.set()
+    scope.cancel()
+
+
+# ------------------------------------------------------------------ plugin routes
+
+
+def _plugin_route(auth: Auth, spec: Any) -> BaseRoute:
+    """A plugin's route, behind the role its spec asks for ("public" skips the check)."""
+    role = None if spec.role == "public" else Role(spec.role)
+    endpoint = spec.endpoint
+    if spec.websocket:
+
+        async def guarded_socket(websocket: WebSocket) -> None:
+            if role is not None:
+                credential = _credential(websocket) or websocket.query_params.get("token")
+                principal = auth.authenticate(credential)
+                if principal is None or not principal.has(role):
+                    await websocket.close(code=4403)
+                    return
+            await endpoint(websocket)
+
+        return WebSocketRoute(spec.path, guarded_socket)
+
+    async def guarded(request: Request) -> Response:
+        try:
+            _authorise(auth, request, role)
+        except ApiError as exc:
+            return JSONResponse({"error": exc.error, "where": None}, status_code=exc.status)
+        response: Response = await endpoint(request)
+        return response
+
+    return Route(spec.path, guarded, methods=list(spec.methods))

@@ -1,0 +1,153 @@
+"""`omniroute serve`: the app, its channels and the web server in one anyio task group.
+
+uvicorn serves the Starlette app on the same event loop as the router, so an HTTP
+request reaches a router command without crossing threads. Signals are ours, not
+uvicorn's: SIGINT or SIGTERM stops the web server gracefully, then the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ..cli import command, plugin_host
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from ..app import App
+    from .settings import Server
+
+__all__ = ["serve_app"]
+
+logger = logging.getLogger("omniroute.serve")
+
+
+async def serve_app(
+    app: App,
+    server: Server,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run `app` and its web server until cancelled or sent SIGINT / SIGTERM.
+
+    `on_ready` gets the base URL once the socket listens (with the real port when the
+    config asks for port 0).
+    """
+    import uvicorn
+
+    from .asgi import create_asgi_app
+
+    web = create_asgi_app(app, server)
+    config = uvicorn.Config(
+        web,
+        host=server.host,
+        port=server.port,
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        ws_max_size=server.max_body,
+        timeout_keep_alive=30,  # pages and agents' clients reuse their connections
+    )
+    uv = _without_signal_handlers(config)
+    async with app.running(), anyio.create_task_group() as tg:
+        tg.start_soon(web.state.hub.run)
+        tg.start_soon(_stop_on_signals, uv)
+        if on_ready is not None:
+            tg.start_soon(_announce, uv, on_ready)
+        await uv.serve()
+        tg.cancel_scope.cancel()
+
+
+def _without_signal_handlers(config: uvicorn.Config) -> uvicorn.Server:
+    """A uvicorn server that leaves SIGINT and SIGTERM to our task group."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server(config)
+
+
+async def _stop_on_signals(uv: uvicorn.Server) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            logger.info("%s: stopping", signal.Signals(signum).name)
+            uv.should_exit = True
+            return
+
+
+async def _announce(uv: uvicorn.Server, on_ready: Callable[[str], None]) -> None:
+    while not uv.started:
+        await anyio.sleep(0.01)
+    host, port = uv.servers[0].sockets[0].getsockname()[:2]
+    on_ready(f"http://{host}:{port}")
+
+
+# ------------------------------------------------------------------ the command
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, metavar="CONFIG", help="the TOML file to run")
+    parser.add_argument("--host", help="listen on this address instead of [server] host")
+    parser.add_argument("--port", type=int, help="listen on this port instead of [server] port")
+
+
+@command("serve", "run the contact center: router, channels and web API", _serve_arguments)
+def serve(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from ..app import App
+    from ..config import ConfigError, load
+    from ..store import StoreError, open_store
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # not every connection
+    try:
+        config = load(args.config)
+        # A relative [store] path is relative to the config file, wherever we run from.
+        store = open_store(config.store, root=args.config.resolve().parent)
+        app = App(config, host=plugin_host(), store=store)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"{args.config}: {line}", file=sys.stderr)
+        return 1
+    server = msgspec.structs.replace(
+        config.server,
+        host=args.host if args.host is not None else config.server.host,
+        port=args.port if args.port is not None else config.server.port,
+    )
+    if server.secret is None:
+        logger.warning(
+            "[server] secret is not set: sessions end when this process stops; "
+            'set secret = "${OMNIROUTE_SECRET}" to keep them'
+        )
+
+    def ready(url: str) -> None:
+        print(f"omniroute: serving on {url} (API description: {url}/api/openapi.json)", flush=True)
+
+    async def run() -> None:
+        try:
+            await serve_app(app, server, on_ready=ready)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.close()
+
+    try:
+        anyio.run(run, backend="asyncio")
+    except StoreError as exc:  # SchemaError included: it names the versions and the fix
+        print(f"omniroute: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

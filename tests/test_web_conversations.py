@@ -1,0 +1,180 @@
+"""Conversations through the API: the customer's messages, the agent's replies going out
+through the interaction's own channel, history across channels, script and canned answers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+from webkit import Site, document, serving
+
+from omniroute import hookimpl
+from omniroute.app import App
+from omniroute.model import Customer, Identity, Interaction, Message
+from omniroute.specs import ConfigSpec
+from omniroute.store import MemoryStore
+from omniroute.testing import EchoChannel
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class _EchoSection(msgspec.Struct):
+    pass
+
+
+class _EchoConfig:
+    @hookimpl
+    def omniroute_config_sections(self) -> Any:
+        yield ConfigSpec(section="echo", type=_EchoSection)
+
+
+def config() -> dict[str, Any]:
+    doc = document()
+    doc["queues"][0].update(script="Greet, verify the account, solve.", canned=["Hello!"])
+    for agent in doc["agents"]:
+        agent["capacity"]["echo"] = 2
+    doc["plugins"] = {"echo": {}}
+    return doc
+
+
+@pytest.fixture
+async def site(
+    echo_channel: EchoChannel, plugin_host: Any, register_plugin: Any
+) -> AsyncIterator[Site]:
+    register_plugin(_EchoConfig(), name="echo-config")
+    app = App.from_dict(config(), store=MemoryStore(encode=True), host=plugin_host)
+    async with serving(app) as running:
+        yield running
+
+
+async def chat_with_ana(site: Site, echo: EchoChannel, address: str = "+3519") -> Interaction:
+    """A contact on the echo channel, accepted by ana."""
+    await site.call("ana", "PUT", "/api/inbox/presence", json={"presence": "ready"})
+    ix = await site.app.submit(echo.contact("support", address=address))
+    offer = (await site.call("ana", "GET", "/api/inbox")).json()["offers"][0]
+    assert (await site.call("ana", "POST", f"/api/offers/{offer['id']}/accept")).status_code == 200
+    return ix
+
+
+async def test_messages_flow_both_ways(site: Site, echo_channel: EchoChannel) -> None:
+    ix = await chat_with_ana(site, echo_channel)
+    await site.app.add_message(
+        Message(id="c-1", interaction_id=ix.id, sender="customer", text="my bill is wrong")
+    )
+    r = await site.call(
+        "ana", "POST", f"/api/interactions/{ix.id}/messages", json={"text": "Let me look."}
+    )
+    assert r.status_code == 201
+    assert r.json()["sender"] == "agent:ana"
+    assert echo_channel.messages(ix.id) == ["Let me look."]
+    view = (await site.call("ana", "GET", f"/api/interactions/{ix.id}/conversation")).json()
+    assert [(m["sender"], m["text"]) for m in view["messages"]] == [
+        ("customer", "my bill is wrong"),
+        ("agent:ana", "Let me look."),
+    ]
+    assert view["script"] == "Greet, verify the account, solve."
+    assert view["canned"] == ["Hello!"] and view["position"] == 0
+
+
+async def test_an_offer_can_be_read_but_not_answered(site: Site, echo_channel: EchoChannel) -> None:
+    await site.call("ana", "PUT", "/api/inbox/presence", json={"presence": "ready"})
+    ix = await site.app.submit(echo_channel.contact("support"))
+    r = await site.call("ana", "GET", f"/api/interactions/{ix.id}/conversation")
+    assert r.status_code == 200
+    r = await site.call("ana", "POST", f"/api/interactions/{ix.id}/messages", json={"text": "hi"})
+    assert r.status_code == 409 and "accept" in r.json()["error"]
+    r = await site.call("bob", "POST", f"/api/interactions/{ix.id}/messages", json={"text": "hi"})
+    assert r.status_code == 404
+    r = await site.call("ana", "POST", f"/api/interactions/{ix.id}/messages", json={"text": ""})
+    assert r.status_code == 422 and r.json()["where"] == "text"
+    assert echo_channel.delivered == []
+
+
+async def test_a_supervisor_joins_a_live_chat(site: Site, echo_channel: EchoChannel) -> None:
+    ix = await chat_with_ana(site, echo_channel)
+    r = await site.call(
+        "sue", "POST", f"/api/interactions/{ix.id}/messages", json={"text": "Sue here."}
+    )
+    assert r.status_code == 201 and r.json()["sender"] == "supervisor:sue"
+    assert echo_channel.messages(ix.id) == ["Sue here."]
+
+
+async def test_history_follows_the_customer_across_channels(
+    site: Site, echo_channel: EchoChannel
+) -> None:
+    first = await chat_with_ana(site, echo_channel, address="+3519")
+    await site.call("ana", "POST", f"/api/interactions/{first.id}/complete")
+    later = Interaction(
+        id="web-7",
+        channel="webchat",
+        queue="support",
+        customer=Customer(
+            id="someone-new", identities=[Identity("echo", "+3519"), Identity("webchat", "s-7")]
+        ),
+    )
+    await site.app.submit(later)
+    view = (await site.call("sue", "GET", "/api/interactions/web-7/conversation")).json()
+    assert [c["id"] for c in view["history"]] == [first.id]
+    assert view["history"][0]["state"] == "completed" and view["history"][0]["agent"] == "ana"
+    history = (await site.call("sue", "GET", "/api/customers/+3519/history")).json()
+    assert [c["id"] for c in history] == ["web-7", first.id]
+
+
+async def test_a_message_to_an_ended_interaction_is_refused(
+    site: Site, echo_channel: EchoChannel
+) -> None:
+    ix = await site.app.submit(echo_channel.contact("support"))
+    await site.app.abandon(ix.id)
+    with pytest.raises(Exception, match=r"ended|no active"):
+        await site.app.add_message(
+            Message(id="x", interaction_id=ix.id, sender="customer", text="?")
+        )
+
+
+async def test_live_messages_reach_only_the_agents_holding_the_interaction(
+    site: Site, echo_channel: EchoChannel
+) -> None:
+    import json
+
+    import anyio
+    import websockets
+
+    await site.login("bob")
+    ana_token = (await site.login("ana"))["Authorization"].split()[1]
+    bob_token = site.tokens["bob"]
+    base = site.url.replace("http", "ws") + "/api/events?token="
+    async with (
+        websockets.connect(base + ana_token) as ana,
+        websockets.connect(base + bob_token) as bob,
+    ):
+        ix = await chat_with_ana(site, echo_channel)
+        await site.app.add_message(
+            Message(id="c-9", interaction_id=ix.id, sender="customer", text="still there?")
+        )
+        seen: list[str] = []
+        with anyio.fail_after(5):
+            while "message" not in seen:
+                seen.append(json.loads(await ana.recv())["type"])
+        assert seen[-3:] == ["offered", "assigned", "message"]
+        with anyio.move_on_after(0.3):
+            other = json.loads(await bob.recv())
+            pytest.fail(f"bob saw {other}")
+
+
+async def test_typing_is_announced_for_own_chats_only(
+    site: Site, echo_channel: EchoChannel
+) -> None:
+    ix = await chat_with_ana(site, echo_channel)
+    with site.app.subscribe() as events:
+        r = await site.call("ana", "POST", f"/api/interactions/{ix.id}/typing")
+        assert r.status_code == 204
+        typing = events.receive_nowait()
+        assert typing.sender == "agent:ana" and typing.interaction_id == ix.id  # type: ignore[attr-defined]
+    assert (await site.call("bob", "POST", f"/api/interactions/{ix.id}/typing")).status_code == 404
