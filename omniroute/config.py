@@ -27,7 +27,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import msgspec
 import msgspec.inspect as mi
 
-from .model import Action, ActionKind, Agent, EscalationStep, Hours, Queue, Routing
+from .model import (
+    KNOWN_CHANNELS,
+    Action,
+    ActionKind,
+    Agent,
+    EscalationStep,
+    Hours,
+    Queue,
+    Routing,
+)
 from .web.settings import Role, Server
 
 __all__ = [
@@ -92,6 +101,8 @@ class ConfigError(ValueError):
 class PluginRegistries(Protocol):
     """What config checking needs from a plugin host (omniroute.plugins.PluginHost)."""
 
+    def channels(self) -> Mapping[str, Any]: ...
+
     def strategies(self) -> Mapping[str, Any]: ...
 
     def queue_selectors(self) -> Mapping[str, Any]: ...
@@ -147,13 +158,18 @@ def validate_with_plugins(
     strategies: Collection[str],
     queue_selectors: Collection[str],
     config_sections: Mapping[str, type],
+    channels: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Check the names that only the installed plugins know; decode `[plugins.NAME]`.
 
+    `channels` are the channels plugins provide (the built-in names are always known);
+    when given, a channel name no one provides is an error wherever it appears.
     Returns the decoded plugin configs by section name: only sections present in the
     file, so a plugin whose section is absent decides its own defaults.
     """
     errors: list[str] = []
+    if channels is not None:
+        errors.extend(_check_channels(config, {*KNOWN_CHANNELS, *channels}))
     for i, queue in enumerate(config.queues):
         if queue.strategy not in strategies:
             errors.append(
@@ -192,17 +208,52 @@ def validate_with_host(config: Config, host: PluginRegistries) -> dict[str, Any]
         strategies=host.strategies(),
         queue_selectors=host.queue_selectors(),
         config_sections=_section_types(host.config_sections()),
+        channels=host.channels(),
     )
+
+
+def _check_channels(config: Config, known: Collection[str]) -> list[str]:
+    """Channel names in queues and agents must be ones omniroute or a plugin knows: a
+    typo would otherwise quietly keep a queue or an agent away from a channel."""
+    listing = _listing(known)
+
+    def unknown(where: str, name: str) -> str:
+        return f'{where}: unknown channel "{name}"' + (_hint(name, known) or f"; known: {listing}")
+
+    errors = []
+    for i, queue in enumerate(config.queues):
+        for j, name in enumerate(queue.channels or ()):
+            if name not in known:
+                errors.append(unknown(f"queues[{i}].channels[{j}]", name))
+    for i, agent in enumerate(config.agents):
+        for name in agent.capacity:
+            if name not in known:
+                errors.append(unknown(f"agents[{i}].capacity.{_key(name)}", name))
+        for j, name in enumerate(agent.exclusive):
+            if name not in known:
+                errors.append(unknown(f"agents[{i}].exclusive[{j}]", name))
+    return errors
 
 
 def check(path: str | os.PathLike[str], host: PluginRegistries) -> list[str]:
     """Every error of the file at `path`, plugin checks included; empty means it is fine."""
+    from .store import store_config  # the store package reads its own section
+
     try:
-        validate_with_host(load(path), host)
+        config = load(path)
+        errors = []
+        for validate in (
+            lambda: validate_with_host(config, host),
+            lambda: store_config(config.store),
+        ):
+            try:
+                validate()
+            except ConfigError as exc:
+                errors.extend(exc.errors)
+        if not errors:
+            return []
     except ConfigError as exc:
         errors = list(exc.errors)
-    else:
-        return []
     # The file did not decode: still name the strategies no plugin provides.
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))

@@ -37,6 +37,9 @@ class FakeHost:
     def strategies(self) -> dict[str, object]:
         return {"round-robin": object(), "longest-idle": object(), "best-skill": object()}
 
+    def channels(self) -> dict[str, object]:
+        return {}
+
     def queue_selectors(self) -> dict[str, object]:
         return {"priority-sla-wait": object()}
 

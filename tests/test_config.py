@@ -40,10 +40,13 @@ class SectionRecord(msgspec.Struct, frozen=True):
 
 
 class FakeHost:
-    """The three registries config checking needs, without loading any plugin."""
+    """The registries config checking needs, without loading any plugin."""
 
     def __init__(self, sections: dict[str, Any] | None = None) -> None:
         self.sections = {"telegram": TelegramConfig} if sections is None else sections
+
+    def channels(self) -> dict[str, object]:
+        return {"sms": object()}  # a channel a plugin provides
 
     def strategies(self) -> dict[str, object]:
         return {name: object() for name in STRATEGIES}
@@ -721,3 +724,32 @@ def test_check_returns_every_line_and_accepts_section_records(tmp_path: Path) ->
     path.write_text('[plugins.telegram]\ntoken = "x"\n')
     assert check(path, host) == []
     assert validate_with_host(load(path), host) == {"telegram": TelegramConfig(token="x")}
+
+
+def test_check_names_unknown_channels(tmp_path: Path) -> None:
+    path = tmp_path / "omniroute.toml"
+    path.write_text(
+        textwrap.dedent("""
+            [[queues]]
+            name = "support"
+            channels = ["voice", "webchta", "sms"]
+            [[agents]]
+            id = "ana"
+            capacity = { fax = 1, webchat = 2, sms = 1 }
+            exclusive = ["voise"]
+        """)
+    )
+    assert check(path, FakeHost()) == [
+        'queues[0].channels[1]: unknown channel "webchta"; did you mean "webchat"?',
+        'agents[0].capacity.fax: unknown channel "fax"; '
+        "known: email, sms, telegram, voice, webchat",
+        'agents[0].exclusive[0]: unknown channel "voise"; did you mean "voice"?',
+    ]
+
+
+def test_check_reads_the_store_section(tmp_path: Path) -> None:
+    path = tmp_path / "omniroute.toml"
+    path.write_text('[store]\nbackend = "sqlit"\n')
+    assert check(path, FakeHost()) == [
+        'store.backend: unknown backend "sqlit"; known: "sqlite", "postgres", "memory"'
+    ]

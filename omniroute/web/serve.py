@@ -108,7 +108,7 @@ def serve(args: argparse.Namespace) -> int:
     import msgspec
 
     from ..app import App
-    from ..config import ConfigError, load
+    from ..config import ConfigError, load, validate_with_host
     from ..store import StoreError, open_store
 
     logging.basicConfig(
@@ -117,9 +117,11 @@ def serve(args: argparse.Namespace) -> int:
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # not every connection
     try:
         config = load(args.config)
+        host = plugin_host()
+        validate_with_host(config, host)  # what `omniroute check` checks, channels included
         # A relative [store] path is relative to the config file, wherever we run from.
         store = open_store(config.store, root=args.config.resolve().parent)
-        app = App(config, host=plugin_host(), store=store)
+        app = App(config, host=host, store=store)
     except ConfigError as exc:
         for line in exc.errors:
             print(f"{args.config}: {line}", file=sys.stderr)
