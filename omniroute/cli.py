@@ -135,31 +135,33 @@ def plugins(args: argparse.Namespace) -> int:
 
     try:
         host = plugin_host()
-        infos = host.describe()
-        if args.json:
-            print(msgspec.json.format(msgspec.json.encode(infos), indent=2).decode())
-            return 0
+        infos = [msgspec.structs.replace(i, version=_version(i)) for i in host.describe()]
         listed = {
-            "strategies": host.strategies(),
-            "queue selectors": host.queue_selectors(),
-            "config sections": host.config_sections(),
+            "strategies": sorted(host.strategies()),
+            "queue selectors": sorted(host.queue_selectors()),
+            "channels": sorted(host.channels()),
+            "config sections": sorted(host.config_sections()),
         }
     except PluginError as exc:
         return _error(f"cannot load plugins: {exc}")
+    if args.json:
+        document = {"plugins": infos, **{k.replace(" ", "_"): v for k, v in listed.items()}}
+        print(msgspec.json.format(msgspec.json.encode(document), indent=2).decode())
+        return 0
     rows = [
-        (info.name, _version(info), "yes" if info.builtin else "no", ", ".join(info.hooks))
+        (info.name, info.version or "-", "yes" if info.builtin else "no", ", ".join(info.hooks))
         for info in infos
     ]
     print(_table(("NAME", "VERSION", "BUILTIN", "HOOKS"), rows))
     print()
     for label, names in listed.items():
-        print(f"{label}: {', '.join(sorted(names)) or '(none)'}")
+        print(f"{label}: {', '.join(names) or '(none)'}")
     return 0
 
 
-def _version(info: Any) -> str:
+def _version(info: Any) -> str | None:
     """Built-ins ship inside omniroute, so they have its version."""
-    return info.version or (__version__ if info.builtin else "-")
+    return info.version or (__version__ if info.builtin else None)
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

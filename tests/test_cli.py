@@ -231,10 +231,13 @@ def test_plugins_table(fake_host: FakeHost, capsys: pytest.CaptureFixture[str]) 
 def test_plugins_json(fake_host: FakeHost, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["plugins", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data == [
+    assert data["strategies"] == ["best-skill", "longest-idle", "round-robin"]
+    assert data["queue_selectors"] == ["priority-sla-wait"]
+    assert data["config_sections"] == ["telegram"] and data["channels"] == []
+    assert data["plugins"] == [
         {
             "name": "omniroute.router.strategies",
-            "version": None,
+            "version": cli.__version__,
             "distribution": None,
             "builtin": True,
             "hooks": ["omniroute_strategies"],
@@ -265,9 +268,10 @@ def test_plugins_json_with_the_real_plugin_host(
 ) -> None:
     assert cli.main(["plugins", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    by_name = {item["name"]: item for item in data}
+    by_name = {item["name"]: item for item in data["plugins"]}
     assert by_name["omniroute.router.strategies"]["builtin"] is True
-    assert set(data[0]) == {"name", "version", "distribution", "builtin", "hooks"}
+    assert set(data["plugins"][0]) == {"name", "version", "distribution", "builtin", "hooks"}
+    assert "longest-idle" in data["strategies"]
 
 
 def test_plugin_load_failure_is_reported(
