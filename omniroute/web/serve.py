@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     import uvicorn
 
     from ..app import App
+    from ..cluster import Node
     from .settings import Server
 
-__all__ = ["serve_app"]
+__all__ = ["serve_app", "serve_cluster", "serve_web"]
 
 logger = logging.getLogger("omniroute.serve")
 
@@ -42,6 +43,20 @@ async def serve_app(
     `on_ready` gets the base URL once the socket listens (with the real port when the
     config asks for port 0).
     """
+    async with app.running():
+        await serve_web(app, server, on_ready=on_ready)
+
+
+async def serve_web(
+    app: App,
+    server: Server,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    until: Callable[[], bool] | None = None,
+) -> None:
+    """Serve the web app of an `app` that runs already, until cancelled, or sent SIGINT
+    or SIGTERM, or, when `until` is given, until `until()` turns true (checked every
+    0.2 s; the caller then owns the signals)."""
     import uvicorn
 
     from .asgi import create_asgi_app
@@ -58,9 +73,12 @@ async def serve_app(
         timeout_keep_alive=30,  # pages and agents' clients reuse their connections
     )
     uv = _without_signal_handlers(config)
-    async with app.running(), anyio.create_task_group() as tg:
+    async with anyio.create_task_group() as tg:
         tg.start_soon(web.state.hub.run)
-        tg.start_soon(_stop_on_signals, uv)
+        if until is None:
+            tg.start_soon(_stop_on_signals, uv)
+        else:
+            tg.start_soon(_stop_when, uv, until)
         if on_ready is not None:
             tg.start_soon(_announce, uv, on_ready)
         await uv.serve()
@@ -85,6 +103,62 @@ async def _stop_on_signals(uv: uvicorn.Server) -> None:
             logger.info("%s: stopping", signal.Signals(signum).name)
             uv.should_exit = True
             return
+
+
+async def _stop_when(uv: uvicorn.Server, until: Callable[[], bool]) -> None:
+    while not until():
+        await anyio.sleep(0.2)
+    uv.should_exit = True
+
+
+async def serve_cluster(
+    node: Node, server: Server, *, on_ready: Callable[[str], None] | None = None
+) -> None:
+    """Run a cluster node: on standby while another node leads, and serving the web app
+    of its App while this one does (PostgreSQL decides who leads; docs/cluster.md)."""
+    stopping = anyio.Event()
+
+    async def watch_signals() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                logger.info("%s: stopping", signal.Signals(signum).name)
+                stopping.set()
+                return
+
+    served_out = anyio.Event()
+
+    async def lead_and_serve() -> None:
+        try:
+            await serve_while_leading()
+        finally:
+            served_out.set()
+
+    async def serve_while_leading() -> None:
+        logger.info("node %s: on standby until it leads", node.name)
+        while True:
+            while node.app is None and not stopping.is_set():
+                await anyio.sleep(0.05)
+            app = node.app
+            if app is None:
+                return
+            logger.info("node %s leads: serving", node.name)
+
+            def done(app: App = app) -> bool:
+                return stopping.is_set() or node.app is not app
+
+            await serve_web(app, server, on_ready=on_ready, until=done)
+            if stopping.is_set():
+                return
+            logger.warning("node %s no longer leads: on standby", node.name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_signals)
+        await tg.start(node.run)
+        tg.start_soon(lead_and_serve)
+        await stopping.wait()
+        with anyio.move_on_after(10):  # let the web server finish what it serves
+            await served_out.wait()
+        tg.cancel_scope.cancel()
 
 
 async def _announce(uv: uvicorn.Server, on_ready: Callable[[str], None]) -> None:
@@ -119,9 +193,15 @@ def serve(args: argparse.Namespace) -> int:
         config = load(args.config)
         host = plugin_host()
         validate_with_host(config, host)  # what `omniroute check` checks, channels included
-        # A relative [store] path is relative to the config file, wherever we run from.
-        store = open_store(config.store, root=args.config.resolve().parent)
-        app = App(config, host=host, store=store)
+        clustered = (config.store or {}).get("backend") == "postgres"
+        if clustered:  # several nodes may share this database: lead or stand by
+            from ..cluster import Node
+
+            node = Node.from_config(config, host=host)
+        else:
+            # A relative [store] path is relative to the config file, wherever we run from.
+            store = open_store(config.store, root=args.config.resolve().parent)
+            app = App(config, host=host, store=store)
     except ConfigError as exc:
         for line in exc.errors:
             print(f"{args.config}: {line}", file=sys.stderr)
@@ -141,6 +221,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"omniroute: serving on {url} (API description: {url}/api/openapi.json)", flush=True)
 
     async def run() -> None:
+        if clustered:
+            await serve_cluster(node, server, on_ready=ready)
+            return
         try:
             await serve_app(app, server, on_ready=ready)
         finally:
