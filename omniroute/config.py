@@ -359,8 +359,9 @@ def _decode(data: Mapping[str, Any], errors: list[str]) -> Config | None:
     names = {name for _, name in queue_names}
     for i, queue in items["queues"]:
         errors.extend(_check_queue(f"queues[{i}]", queue, names))
+    by_name = {queue.name: queue for _, queue in items["queues"]}
     for i, agent in items["agents"]:
-        errors.extend(_check_agent(f"agents[{i}]", agent, names))
+        errors.extend(_check_agent(f"agents[{i}]", agent, names, by_name))
     if isinstance(fields.get("server"), Server):
         agent_ids = {name for _, name in _raw_names(raw_agents, "id")}
         errors.extend(_check_users(fields["server"], agent_ids))
@@ -659,12 +660,30 @@ def _check_ref(where: str, target: str, own: str, names: Collection[str]) -> lis
     return []
 
 
-def _check_agent(where: str, agent: Agent, names: Collection[str]) -> list[str]:
-    return [
-        f'{where}.queues[{j}]: unknown queue "{name}"{_hint(name, names)}'
-        for j, name in enumerate(agent.queues or ())
-        if name not in names
-    ]
+def _check_agent(
+    where: str, agent: Agent, names: Collection[str], queues: Mapping[str, Queue]
+) -> list[str]:
+    """An agent's queues exist, and the agent has the skills each of them requires (a
+    queue they are listed on but can never serve is a mistake, not a setting)."""
+    errors = []
+    for j, name in enumerate(agent.queues or ()):
+        if name not in names:
+            errors.append(f'{where}.queues[{j}]: unknown queue "{name}"{_hint(name, names)}')
+            continue
+        queue = queues.get(name)
+        if queue is None:
+            continue  # the queue itself is wrong: its own error says so
+        missing = [
+            f"{skill} {level}"
+            for skill, level in queue.skills.items()
+            if agent.skills.get(skill, 0) < level
+        ]
+        if missing:
+            errors.append(
+                f'{where}.queues[{j}]: queue "{name}" requires {", ".join(missing)}, which '
+                f'agent "{agent.id}" lacks, so they would never be offered its work'
+            )
+    return errors
 
 
 def _check_users(server: Server, agent_ids: Collection[str]) -> list[str]:

@@ -753,3 +753,20 @@ def test_check_reads_the_store_section(tmp_path: Path) -> None:
     assert check(path, FakeHost()) == [
         'store.backend: unknown backend "sqlit"; known: "sqlite", "postgres", "memory"'
     ]
+
+
+def test_an_agent_listed_on_a_queue_they_cannot_serve_is_an_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        from_dict(
+            {
+                "queues": [{"name": "returns", "skills": {"returns": 2, "english": 1}}],
+                "agents": [
+                    {"id": "bob", "skills": {"returns": 1}, "queues": ["returns"]},
+                    {"id": "eve", "skills": {"returns": 3, "english": 1}, "queues": ["returns"]},
+                ],
+            }
+        )
+    assert info.value.errors == [
+        'agents[0].queues[0]: queue "returns" requires returns 2, english 1, which agent '
+        '"bob" lacks, so they would never be offered its work'
+    ]
