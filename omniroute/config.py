@@ -28,6 +28,8 @@ import msgspec
 import msgspec.inspect as mi
 
 from .model import Action, ActionKind, Agent, EscalationStep, Hours, Queue, Routing
+from .simulate.scenario import AgentGroup, Simulation, Traffic
+from .simulate.scenario import check as check_simulation
 
 __all__ = [
     "Config",
@@ -63,8 +65,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     `plugins` stays raw here: each `[plugins.NAME]` table is decoded into the Struct its
     plugin registered, by `validate_with_plugins`, once the plugins are loaded.
-    `store`, `server` and `simulation` are reserved: accepted as raw tables now so that
-    files written for later versions keep loading, and typed when those parts land.
+    `store` and `server` are reserved: accepted as raw tables now so that files written
+    for later versions keep loading, and typed when those parts land. `simulation` is
+    what `omniroute simulate` reads (omniroute.simulate.scenario).
     """
 
     queues: list[Queue] = []
@@ -73,7 +76,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     plugins: dict[str, dict[str, Any]] = {}
     store: dict[str, Any] | None = None  # reserved
     server: dict[str, Any] | None = None  # reserved
-    simulation: dict[str, Any] | None = None  # reserved
+    simulation: Simulation | None = None
 
 
 class ConfigError(ValueError):
@@ -275,7 +278,7 @@ _SECTIONS: dict[str, Any] = {
     "plugins": dict[str, dict[str, Any]],
     "store": dict[str, Any],
     "server": dict[str, Any],
-    "simulation": dict[str, Any],
+    "simulation": Simulation,
 }
 _LISTS: dict[str, type] = {"queues": Queue, "agents": Agent}
 
@@ -292,7 +295,8 @@ def _decode(data: Mapping[str, Any], errors: list[str]) -> Config | None:
         elif key in _SECTIONS:
             if value is None and key != "routing":
                 continue
-            section = _convert(value, _SECTIONS[key], (key,), errors)
+            convert = _convert_simulation if key == "simulation" else _convert
+            section = convert(value, _SECTIONS[key], (key,), errors)
             if section is not None:
                 fields[key] = section
         else:
@@ -308,9 +312,34 @@ def _decode(data: Mapping[str, Any], errors: list[str]) -> Config | None:
         errors.extend(_check_queue(f"queues[{i}]", queue, names))
     for i, agent in items["agents"]:
         errors.extend(_check_agent(f"agents[{i}]", agent, names))
+    if isinstance(fields.get("simulation"), Simulation):
+        channels = {queue.name: queue.channels for _, queue in items["queues"]}
+        agent_ids = {name for _, name in _raw_names(raw_agents, "id")}
+        errors.extend(check_simulation(fields["simulation"], channels, agent_ids))
     if errors:
         return None
     return Config(**fields)
+
+
+def _convert_simulation(value: Any, tp: Any, prefix: Loc, errors: list[str]) -> Any | None:
+    """`[simulation]` with each agent group and traffic stream decoded on its own, so
+    one bad entry does not hide the errors of the next."""
+    if not isinstance(value, Mapping):
+        return _convert(value, tp, prefix, errors)
+    before = len(errors)
+    lists: dict[str, list[Any]] = {}
+    for key, item_type in (("agents", AgentGroup), ("traffic", Traffic)):
+        raw = value.get(key)
+        if isinstance(raw, list):
+            lists[key] = [
+                _convert(element, item_type, (*prefix, key, i), errors)
+                for i, element in enumerate(raw)
+            ]
+    rest = {k: v for k, v in value.items() if k not in lists}
+    section = _convert(rest, tp, prefix, errors)
+    if section is None or len(errors) > before:
+        return None
+    return msgspec.structs.replace(section, **lists)
 
 
 def _convert_list(
