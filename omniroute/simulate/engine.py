@@ -18,6 +18,7 @@ does not depend on routing decisions and `--compare` runs identical traffic.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import heapq
 import math
@@ -118,10 +119,24 @@ def run(
 ) -> Run:
     """Simulate `config` (its `[simulation]` section) with the plugins of `host`.
 
-    `arrivals` replaces the synthetic traffic (a replay); `strategy` replaces every
-    queue's strategy (for a comparison).
+    `arrivals` replaces the synthetic traffic (a replay: the run then starts at the
+    first arrival and lasts until the last); `strategy` replaces every queue's
+    strategy (for a comparison).
     """
     simulation = config.simulation or Simulation()
+    if arrivals is not None:
+        arrivals = list(arrivals)
+        if arrivals:
+            first = math.floor(arrivals[0][0])
+            span = arrivals[-1][0] - first
+            simulation = msgspec.structs.replace(
+                simulation,
+                start=dt.datetime.fromtimestamp(first, dt.UTC),
+                duration=span + 1.0,
+                warmup=min(simulation.warmup, span),
+            )
+    if not config.agents and not simulation.agents:
+        raise SimulationError("no agents: add [[simulation.agents]] (or [[agents]]) to the config")
     if strategy is not None:
         config = msgspec.structs.replace(
             config,
