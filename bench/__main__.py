@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = {"routing": "bench.routing"}
+BENCHMARKS = {"routing": "bench.routing", "simulate": "bench.simulate"}
 
 
 def main(argv: list[str]) -> int:

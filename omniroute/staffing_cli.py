@@ -85,9 +85,10 @@ def staff(args: argparse.Namespace) -> int:
         print(msgspec.json.format(msgspec.json.encode(out), indent=2).decode())
         return 0
     print(f"load: {rate * args.aht:.2f} Erlangs ({args.rate:g} arrivals per {args.interval:g} s)")
-    print(_describe("Erlang C", c, args, threshold))
+    print(_describe("Erlang C", c, args, threshold, abandons=False))
     if a is not None:
-        print(_describe(f"Erlang A (patience {args.patience:g} s)", a, args, threshold))
+        model = f"Erlang A (patience {args.patience:g} s)"
+        print(_describe(model, a, args, threshold, abandons=True))
     return 0
 
 
@@ -132,7 +133,9 @@ def _figures(s: Any, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _describe(model: str, s: Any, args: argparse.Namespace, threshold: float) -> str:
+def _describe(
+    model: str, s: Any, args: argparse.Namespace, threshold: float, *, abandons: bool
+) -> str:
     head = f"{model}: {s.agents} agents"
     if args.shrinkage:
         head += f" ({s.scheduled} scheduled with {args.shrinkage * 100:g}% shrinkage)"
@@ -141,7 +144,7 @@ def _describe(model: str, s: Any, args: argparse.Namespace, threshold: float) ->
         f"ASA {s.asa:.1f} s, occupancy {s.occupancy * 100:.1f}%, "
         f"probability of waiting {s.wait_probability * 100:.1f}%"
     )
-    if args.patience is not None:
+    if abandons:
         figures += f", abandoned {s.abandon_rate * 100:.1f}%"
     return f"{head}\n{figures}"
 
