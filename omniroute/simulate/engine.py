@@ -23,7 +23,6 @@ import gc
 import heapq
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from heapq import heappush
@@ -263,6 +262,7 @@ class _Engine:
                     self.delays[f"{name}-{k}"] = draw
         self.contacts: dict[str, _Contact] = {}
         self.pending: set[str] = set()  # offers not yet answered
+        self.accepts: list[str] = []  # offers to accept at once, in order
         self.agenda: list[tuple[float, int, int, Any]] = []
         self.seq = 0
         self.events = 0
@@ -371,25 +371,28 @@ class _Engine:
     def _settle(self, events: list[ev.Event]) -> None:
         """React to what the router did; accept offers that are taken at once, one at a
         time (an accept may withdraw another offer, as in ring-all)."""
-        accepts = self._react(events)
+        react, accepts = self._react, self.accepts
+        react(events)
         if not accepts:
             return
-        todo = deque(accepts)
         router, pending = self.router, self.pending
-        while todo:
-            offer_id = todo.popleft()
+        done = 0
+        while done < len(accepts):
+            offer_id = accepts[done]
+            done += 1
             if offer_id in pending:
                 router.accept(offer_id)
-                todo.extend(self._react(router.drain()))
+                react(router.drain())
+        accepts.clear()
 
-    def _react(self, events: list[ev.Event]) -> list[str]:
-        """Fold events into the KPIs and schedule what the customers and agents do next."""
+    def _react(self, events: list[ev.Event]) -> None:
+        """Fold events into the KPIs and schedule what the customers and agents do next;
+        offers accepted at once go to `self.accepts`."""
         self.events += len(events)
         if self.portal is not None:
             self._notify(events)
         contacts, pending, delays = self.contacts, self.pending, self.delays
-        load, agenda, fast = self.load, self.agenda, self.fast
-        accepts: list[str] = []
+        load, agenda, fast, accepts = self.load, self.agenda, self.fast, self.accepts
         for e in events:
             tp = type(e)
             if tp is ev.InteractionQueued:
@@ -453,7 +456,6 @@ class _Engine:
                     contact.queue.waiting -= 1
                 if contact.kpi is not None:
                     contact.kpi.closed += 1
-        return accepts
 
     def _answered(self, contact: _Contact, agent: int, at: float) -> None:
         kpi = contact.kpi
