@@ -38,7 +38,7 @@ from ..model import Agent, Interaction, Presence, Queue
 from ..router.core import Router
 from ..router.hours import Calendar
 from .scenario import Simulation
-from .traffic import Arrival, Kind, synthetic
+from .traffic import Arrival, Kind, sampler, synthetic
 
 __all__ = ["AgentsResult", "QueueResult", "Result", "Run", "SimulationError", "run"]
 
@@ -149,7 +149,8 @@ def run(
             )
         arrivals = synthetic(simulation)
     replayable = list(arrivals) if not isinstance(arrivals, list) else arrivals
-    fast = all(_timers_change_nothing(q) for q in config.queues)
+    # Fast mode may start over, so it is not for runs whose events plugins observe.
+    fast = not _observer_hooks(host) and all(_timers_change_nothing(q) for q in config.queues)
     with _quiet_collector():
         if fast:
             try:
@@ -255,8 +256,6 @@ class _Engine:
             zip(simulation.agents, simulation.group_names(), strict=True)
         ):
             if group.accept_delay is not None:
-                from .traffic import sampler
-
                 draw = sampler(group.accept_delay, f"{simulation.seed}:accept:{i}")
                 for k in range(1, group.count + 1):
                     self.delays[f"{name}-{k}"] = draw
