@@ -502,3 +502,42 @@ def _figures(result: Any) -> Any:
 
 def test_run_returns_a_run(host: PluginHost) -> None:
     assert isinstance(run(loads(DAY.replace("7200", "3600")), host), Run)
+
+
+class Recorder:
+    """Writes every simulated event in the export format, as `omniroute store export`."""
+
+    def __init__(self, path: Path) -> None:
+        self.out = path.open("wb")
+        self.seq = 0
+
+    @hookimpl
+    def omniroute_event(self, event: ev.Event) -> None:
+        self.seq += 1
+        self.out.write(b'{"seq": %d, "event": %s}\n' % (self.seq, ev.encode(event)))
+
+    @hookimpl
+    def omniroute_shutdown(self) -> None:
+        self.out.close()
+
+
+def test_replaying_a_day_reproduces_it(tmp_path: Path) -> None:
+    """The contacts of a recorded day, replayed through the same team and strategies,
+    meet the same fate: same arrivals, handle times and (for those who left) patience."""
+    config = loads(DAY.replace("warmup = 300", "").replace("duration = 7200", "duration = 3600"))
+    recording = PluginHost(entry_points=False)
+    log = tmp_path / "day.jsonl"
+    recording.register(Recorder(log), name="recorder")
+    original = run(config, recording).result
+    arrivals, _, _ = read_arrivals(log, ["billing", "support"])
+    replayed = run(config, PluginHost(entry_points=False), arrivals=arrivals).result
+    for name in ("billing", "support"):
+        before, after = original.queues[name], replayed.queues[name]
+        assert (after.offered, after.answered, after.abandoned) == (
+            before.offered,
+            before.answered,
+            before.abandoned,
+        )
+        assert after.service_level == before.service_level
+        assert after.asa == pytest.approx(before.asa, rel=1e-9)
+        assert after.aht == pytest.approx(before.aht, rel=1e-9)

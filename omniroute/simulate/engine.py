@@ -19,7 +19,6 @@ does not depend on routing decisions and `--compare` runs identical traffic.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import heapq
 import math
 import time
@@ -151,15 +150,12 @@ def run(
     replayable = list(arrivals) if not isinstance(arrivals, list) else arrivals
     # Fast mode may start over, so it is not for runs whose events plugins observe.
     fast = not _observer_hooks(host) and all(_timers_change_nothing(q) for q in config.queues)
-    with _quiet_collector():
-        if fast:
-            try:
-                return _Engine(config, host, simulation, fast=True).run(
-                    replayable, timeline, progress
-                )
-            except _LateOffer:
-                pass  # a timer made an offer we did not expect: do it the exact way
-        return _Engine(config, host, simulation, fast=False).run(replayable, timeline, progress)
+    if fast:
+        try:
+            return _Engine(config, host, simulation, fast=True).run(replayable, timeline, progress)
+        except _LateOffer:
+            pass  # a timer made an offer we did not expect: do it the exact way
+    return _Engine(config, host, simulation, fast=False).run(replayable, timeline, progress)
 
 
 def _timers_change_nothing(queue: Queue) -> bool:
@@ -174,24 +170,6 @@ def _timers_change_nothing(queue: Queue) -> bool:
 
 class _LateOffer(Exception):
     """Fast mode met an offer made by a timer it did not wake for."""
-
-
-@contextmanager
-def _quiet_collector() -> Iterator[None]:
-    """The router makes many short-lived containers: collect rarely during a run.
-
-    What existed before the run is frozen out of the collector's sight, and the
-    youngest generation is collected every 200,000 allocations instead of 700.
-    """
-    threshold = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(200_000, threshold[1], threshold[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
 
 
 class _Contact:
@@ -502,13 +480,19 @@ class _Engine:
                 self.portal = None
 
     def _notify(self, events: list[ev.Event]) -> None:
+        """One hop to the event loop per batch of events, not per hook call."""
+        self.portal.call(self._deliver, events)
+
+    async def _deliver(self, events: list[ev.Event]) -> None:
         from ..app import HOOKS_BY_EVENT
 
-        hooks, notify, portal = self.observer_hooks, self.host.notify, self.portal
+        hooks, notify = self.observer_hooks, self.host.notify
         for event in events:
-            for hook in ("omniroute_event", HOOKS_BY_EVENT.get(type(event))):
-                if hook in hooks:
-                    portal.call(lambda h=hook, e=event: notify(h, event=e, app=self))
+            if "omniroute_event" in hooks:
+                await notify("omniroute_event", event=event, app=self)
+            specific = HOOKS_BY_EVENT.get(type(event))
+            if specific in hooks:
+                await notify(specific, event=event, app=self)
 
     # ------------------------------------------------------------------ results
 
