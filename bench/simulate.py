@@ -10,17 +10,15 @@ of each counts, so a busy machine disturbs both alike.
 
 Prints both models' service level and ASA beside Erlang C, then the last line
 `simulate: N calls/s, simpy M calls/s, ratio R`. `--profile` adds where the
-simulator's time goes (router, simulator loop, the rest).
+simulator's time goes: microseconds per call in each router command and in the rest.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
 import io
 import json
-import pstats
 import random
 import statistics
 import tempfile
@@ -33,6 +31,7 @@ from omniroute.staffing import erlang_c
 
 DURATION = 8 * 3600.0
 THRESHOLD = 20
+PROFILED = ("submit", "accept", "complete", "advance", "drain")  # the router's commands
 
 
 def scenario(agents: int, calls: int, occupancy: float, seed: int) -> tuple[str, float, float]:
@@ -107,27 +106,37 @@ def run_simpy(agents: int, rate: float, aht: float, seed: int) -> tuple[float, d
 
 
 def profile(path: Path) -> str:
-    """Self time of the simulator, grouped: the router, the simulator's loop, the rest."""
-    profiler = cProfile.Profile()
-    profiler.enable()
-    run_omniroute(path)
-    profiler.disable()
-    stats = pstats.Stats(profiler)
-    groups: dict[str, float] = {}
-    total = 0.0
-    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if "omniroute/router/" in filename or filename.endswith("omniroute/kpi.py"):
-            group = "router"
-        elif "omniroute/simulate/" in filename:
-            group = "simulator loop and KPIs"
-        elif "msgspec" in filename or filename == "~":
-            group = "built-ins (heaps, dicts, msgspec)"
-        else:
-            group = "other (config, plugins, random)"
-        groups[group] = groups.get(group, 0.0) + tottime
-        total += tottime
-    return ", ".join(
-        f"{name} {share / total:.0%}" for name, share in sorted(groups.items(), key=lambda g: -g[1])
+    """Microseconds per call: in each router command (timers that fall due fire inside
+    them) and in the rest (config, traffic, the simulator's loop and KPI folds)."""
+    from omniroute.router.core import Router
+
+    spent: dict[str, int] = {}
+    originals = {name: getattr(Router, name) for name in PROFILED}
+
+    def timed(name: str, method: Any) -> Any:
+        def wrapper(self: Router, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter_ns()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0) + time.perf_counter_ns() - started
+
+        return wrapper
+
+    for name, method in originals.items():
+        setattr(Router, name, timed(name, method))
+    try:
+        elapsed, kpis = run_omniroute(path)
+    finally:
+        for name, method in originals.items():
+            setattr(Router, name, method)
+    calls = kpis["offered"]
+    router = sum(spent.values()) / 1000 / calls
+    total = elapsed * 1e6 / calls
+    parts = ", ".join(f"{name} {spent.get(name, 0) / 1000 / calls:.1f}" for name in PROFILED)
+    return (
+        f"{total:.1f} us per call: router {router:.1f} us ({parts}), "
+        f"simulator and the rest {total - router:.1f} us"
     )
 
 
