@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -177,11 +178,13 @@ class _Contact:
 
     __slots__ = ("agent", "assigned_at", "enqueued_at", "handle", "kpi", "queue", "waiting")
 
-    def __init__(self, queue: _QueueState, kpi: QueueKpis | None, handle: float) -> None:
+    def __init__(
+        self, queue: _QueueState, kpi: QueueKpis | None, handle: float, enqueued_at: float
+    ) -> None:
         self.queue = queue
         self.kpi = kpi  # None for contacts of the warm-up
         self.handle = handle
-        self.enqueued_at = 0.0
+        self.enqueued_at = enqueued_at
         self.assigned_at = 0.0
         self.agent = -1
         self.waiting = True
@@ -241,7 +244,7 @@ class _Engine:
         self.pending: set[str] = set()  # offers not yet answered
         self.accepts: list[str] = []  # offers to accept at once, in order
         self.agenda: list[tuple[float, int, int, Any]] = []
-        self.seq = 0
+        self.next_seq = itertools.count(1).__next__  # ties in the agenda: first in, first out
         self.events = 0
         self.window = (self.start + simulation.warmup, self.start + simulation.duration)
         self.observer_hooks = _observer_hooks(host)
@@ -265,7 +268,8 @@ class _Engine:
     def _loop(self, arrivals: Sequence[Arrival], progress: Progress | None) -> None:
         router, clock, agenda = self.router, self.clock, self.agenda
         contacts, pending = self.contacts, self.pending
-        settle, drain, pop = self._settle, router.drain, heapq.heappop
+        settle, drain, pop, push = self._settle, router.drain, heapq.heappop, heapq.heappush
+        next_seq = self.next_seq
         window_start = self.window[0]
         end = self.start + self.simulation.duration
         horizon = end + DRAIN_LIMIT
@@ -306,10 +310,14 @@ class _Engine:
                 ix, queue = template
                 count += 1
                 cid = f"c{count}"
-                contacts[cid] = _Contact(queue, queue.kpi if at >= window_start else None, handle)
+                kpi = queue.kpi if at >= window_start else None
+                contacts[cid] = _Contact(queue, kpi, handle, at)
+                queue.waiting += 1
+                if kpi is not None:
+                    kpi.offered += 1
                 router.submit(msgspec.structs.replace(ix, id=cid))
                 if patience is not None:
-                    self._push(at + patience, _ABANDON, cid)
+                    push(agenda, (at + patience, next_seq(), _ABANDON, cid))
             else:
                 at, _, what, x = pop(agenda)
                 clock.set(at)
@@ -340,8 +348,7 @@ class _Engine:
         return ix, self.queues[queue]
 
     def _push(self, at: float, what: int, x: Any) -> None:
-        self.seq += 1
-        heapq.heappush(self.agenda, (at, self.seq, what, x))
+        heapq.heappush(self.agenda, (at, self.next_seq(), what, x))
 
     # ------------------------------------------------------------------ reactions
 
@@ -370,15 +377,12 @@ class _Engine:
             self._notify(events)
         contacts, pending, delays = self.contacts, self.pending, self.delays
         load, agenda, fast, accepts = self.load, self.agenda, self.fast, self.accepts
+        next_seq = self.next_seq
         for e in events:
             tp = type(e)
             if tp is ev.InteractionQueued:
-                contact = contacts[e.interaction.id]
-                contact.enqueued_at = e.at
-                contact.queue.waiting += 1
-                if contact.kpi is not None:
-                    contact.kpi.offered += 1
-            elif tp is ev.Offered:
+                continue  # counted when submitted
+            if tp is ev.Offered:
                 if fast and e.at < self.clock.now():
                     raise _LateOffer
                 pending.add(e.offer_id)
@@ -403,8 +407,7 @@ class _Engine:
                 load[agent] += 1
                 if contact.kpi is not None:
                     self._answered(contact, agent, at)
-                self.seq += 1
-                heappush(agenda, (at + contact.handle, self.seq, _COMPLETE, e.interaction_id))
+                heappush(agenda, (at + contact.handle, next_seq(), _COMPLETE, e.interaction_id))
             elif tp is ev.WrapUpEnded:
                 contact = contacts.pop(e.interaction_id)
                 if contact.kpi is not None:
