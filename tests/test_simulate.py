@@ -452,6 +452,9 @@ def recorded_day(path: Path) -> Path:
             ev.Completed(at=T0 + 100, interaction_id="c3", agent_id="z", wrap_up_until=T0 + 110),
             ev.Completed(at=T0 + 125, interaction_id="c1", agent_id="x", wrap_up_until=T0 + 135),
             _queued(T0 + 200, "c4", queue="support"),
+            _queued(T0 + 210, "c5"),
+            ev.Closed(at=T0 + 220, interaction_id="c5", reason="max_wait"),
+            ev.Note(at=T0 + 900, kind="end of the export"),
         ],
     )
 
@@ -459,9 +462,9 @@ def recorded_day(path: Path) -> Path:
 def test_replay_reads_arrivals_handle_times_and_patience(tmp_path: Path) -> None:
     log = recorded_day(tmp_path / "events.jsonl")
     arrivals, first, span = read_arrivals(log, ["billing", "support"])
-    assert (first, span) == (T0, 200)
+    assert (first, span) == (T0, 210)
     by_time = {round(a[0] - T0): a for a in arrivals}
-    assert sorted(by_time) == [0, 10, 20, 200]
+    assert sorted(by_time) == [0, 10, 20, 200, 210]
     assert by_time[0][1] == ("billing", "voice", (), 0)
     assert by_time[0][2] == 120  # assigned at +5, completed at +125
     assert by_time[20][2] == 60  # 20 s with the first agent, 40 s after the transfer
@@ -469,6 +472,9 @@ def test_replay_reads_arrivals_handle_times_and_patience(tmp_path: Path) -> None
     assert by_time[0][3] is not None and by_time[0][3] > 5  # waited 5 s, would have more
     assert by_time[200][2] in (120, 60)  # never completed: a recorded handle time
     assert by_time[200][3] is None  # no abandons in "support": patient customers
+    # Closed after 10 s: would have waited at least that long, not until the log ends.
+    patience = by_time[210][3]
+    assert patience is not None and 10 < patience < 500
 
 
 def test_replay_through_the_command(
@@ -478,7 +484,7 @@ def test_replay_through_the_command(
     day_file.write_text(DAY.replace("warmup = 300", ""))  # count every replayed contact
     assert cli.main(["simulate", str(day_file), "--replay", str(log), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["queues"]["billing"]["offered"] + out["queues"]["support"]["offered"] == 4
+    assert out["queues"]["billing"]["offered"] + out["queues"]["support"]["offered"] == 5
 
 
 def test_replay_errors_name_file_and_line(tmp_path: Path) -> None:
@@ -487,7 +493,7 @@ def test_replay_errors_name_file_and_line(tmp_path: Path) -> None:
         read_arrivals(log, ["billing"])
     broken = tmp_path / "broken.jsonl"
     broken.write_bytes(log.read_bytes() + b'{"seq": 12, "event": {"type": "nope"}}\n')
-    with pytest.raises(ReplayError, match=r"broken.jsonl: line 12: "):
+    with pytest.raises(ReplayError, match=r"broken.jsonl: line 14: "):
         read_arrivals(broken, ["billing", "support"])
     with pytest.raises(ReplayError, match="cannot read"):
         read_arrivals(tmp_path / "missing.jsonl", ["billing"])

@@ -14,7 +14,8 @@ Each line of the file is `{"seq": N, "event": EVENT}`, the event as
   patience is taken as exponential with the mean that best explains the queue's
   abandons (total time waited by all its contacts / number of abandons, the maximum
   likelihood estimate with censored observations): their recorded wait plus an
-  exponential draw. A queue without abandons has patient customers.
+  exponential draw (for a contact the system closed, the wait until it closed). A queue
+  without abandons has patient customers.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class _Line(msgspec.Struct):
 
 
 class _Recorded:
-    __slots__ = ("answered", "at", "ended", "handle", "kind", "since", "waited")
+    __slots__ = ("answered", "at", "closed", "ended", "handle", "kind", "since", "waited")
 
     def __init__(self, at: float, kind: Kind) -> None:
         self.at = at
@@ -51,6 +52,7 @@ class _Recorded:
         self.since: float | None = None  # assigned at, while an agent holds it
         self.answered: float | None = None
         self.ended: float | None = None  # abandoned at
+        self.closed: float | None = None  # closed by the system (max wait, hours) at
         self.waited = 0.0
 
 
@@ -106,6 +108,8 @@ def _apply(event: ev.Event, contacts: dict[str, _Recorded], known: set[str], whe
             contact.since = None
     elif tp is ev.Abandoned and contact.answered is None:
         contact.ended = event.at
+    elif tp is ev.Closed and contact.answered is None:
+        contact.closed = event.at
 
 
 def _arrivals(
@@ -120,7 +124,7 @@ def _arrivals(
         if c.handle > 0:
             handles.setdefault((queue, c.kind[1]), []).append(c.handle)
             everything.append(c.handle)
-        stop = c.answered if c.answered is not None else c.ended if c.ended is not None else last
+        stop = next((t for t in (c.answered, c.ended, c.closed) if t is not None), last)
         c.waited = max(0.0, stop - c.at)
         waited[queue] = waited.get(queue, 0.0) + c.waited
         if c.ended is not None:
