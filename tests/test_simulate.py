@@ -492,8 +492,8 @@ def test_replay_errors_name_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ReplayError, match=r'line 11: queue "support" is not in the config'):
         read_arrivals(log, ["billing"])
     broken = tmp_path / "broken.jsonl"
-    broken.write_bytes(log.read_bytes() + b'{"seq": 12, "event": {"type": "nope"}}\n')
-    with pytest.raises(ReplayError, match=r"broken.jsonl: line 14: "):
+    broken.write_bytes(log.read_bytes() + b'{"seq": 15, "event": {"type": "nope"}}\n')
+    with pytest.raises(ReplayError, match=r"broken.jsonl: line 15: "):
         read_arrivals(broken, ["billing", "support"])
     with pytest.raises(ReplayError, match="cannot read"):
         read_arrivals(tmp_path / "missing.jsonl", ["billing"])
