@@ -221,9 +221,16 @@ def test_every_strategy_sees_the_same_traffic(host: PluginHost) -> None:
     assert _figures(results["longest-idle"]) != _figures(results["round-robin"])
 
 
-def test_fast_timers_change_nothing(host: PluginHost) -> None:
-    """Fast mode (timers fired lazily) and exact mode give the very same run."""
-    config = loads(DAY)
+@pytest.mark.parametrize(
+    ("strategy", "pickup"), [(None, 4), ("ring-all", 4), ("random", 4), (None, 12)]
+)
+def test_fast_timers_change_nothing(host: PluginHost, strategy: str | None, pickup: int) -> None:
+    """Fast mode (timers fired lazily) and exact mode give the very same run, also when
+    slow pick-ups make offers ring out (15 s) and agents go not ready after misses."""
+    config = loads(DAY.replace("mean = 4 }", f"mean = {pickup} }}"))
+    if strategy is not None:
+        queues = [msgspec.structs.replace(q, strategy=strategy) for q in config.queues]
+        config = msgspec.structs.replace(config, queues=queues)
     assert config.simulation is not None
     arrivals = synthetic(config.simulation)
     fast = _Engine(config, host, config.simulation, fast=True).run(arrivals, False, None)
