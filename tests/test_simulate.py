@@ -16,8 +16,9 @@ from omniroute import events as ev
 from omniroute.config import ConfigError, from_dict, loads
 from omniroute.model import Interaction
 from omniroute.plugins import PluginHost
-from omniroute.simulate.engine import Run, _Engine, gini, run
+from omniroute.simulate.engine import _Engine, run
 from omniroute.simulate.replay import ReplayError, read_arrivals
+from omniroute.simulate.result import Run, gini
 from omniroute.simulate.traffic import synthetic
 
 hookimpl = pluggy.HookimplMarker("omniroute")

@@ -37,7 +37,9 @@ from ..kpi import QueueKpis
 from ..model import Agent, Interaction, Presence, Queue
 from ..router.core import Router
 from ..router.hours import Calendar
+from .result import AgentsResult, QueueResult, Result, Run, gini
 from .scenario import Simulation
+from .timeline import TimelineRecorder
 from .traffic import Arrival, Kind, sampler, synthetic
 
 __all__ = ["AgentsResult", "QueueResult", "Result", "Run", "SimulationError", "run"]
@@ -52,56 +54,6 @@ _ACCEPT, _COMPLETE, _ABANDON, _WAKE = 0, 1, 2, 3
 
 class SimulationError(ValueError):
     """The scenario cannot run (no traffic, an unknown strategy...); the message says why."""
-
-
-class QueueResult(msgspec.Struct, kw_only=True):
-    """One queue's KPIs over the measured contacts (see docs/simulate.md)."""
-
-    offered: int
-    answered: int
-    abandoned: int
-    service_level: float | None
-    asa: float | None
-    awt: float | None
-    aht: float | None
-    max_wait: float
-
-
-class AgentsResult(msgspec.Struct, kw_only=True):
-    count: int
-    occupancy: float | None
-    answered_min: int
-    answered_max: int
-    answered_gini: float | None
-
-
-class Result(msgspec.Struct, kw_only=True):
-    """What `omniroute simulate --json` prints."""
-
-    queues: dict[str, QueueResult]
-    agents: AgentsResult
-    events: int
-    wall_seconds: float
-
-
-class Timeline(msgspec.Struct, kw_only=True):
-    """Per-interval figures for the plot: `times` are the interval starts (seconds from
-    the start), and per queue the service level of the contacts whose wait ended in the
-    interval and the number waiting at the interval's start."""
-
-    times: list[float]
-    service_level: dict[str, list[float | None]]
-    waiting: dict[str, list[int]]
-    targets: dict[str, float]
-
-
-class Run(msgspec.Struct, kw_only=True):
-    """A finished simulation: the KPIs, and what the text output adds."""
-
-    result: Result
-    unfinished: int = 0  # contacts still in the system when the run stopped
-    exact: bool = False  # the router's timers were woken one by one
-    timeline: Timeline | None = None
 
 
 Progress = Callable[[float, int], None]  # (share of the virtual time done, contacts so far)
@@ -249,14 +201,17 @@ class _Engine:
         self.window = (self.start + simulation.warmup, self.start + simulation.duration)
         self.observer_hooks = _observer_hooks(host)
         self.portal: Any = None
-        self.timeline: _TimelineRecorder | None = None
+        self.timeline: TimelineRecorder | None = None
 
     # ------------------------------------------------------------------ the loop
 
     def run(self, arrivals: Sequence[Arrival], timeline: bool, progress: Progress | None) -> Run:
         started = time.perf_counter()
         if timeline:
-            self.timeline = _TimelineRecorder(self.start, self.simulation.duration, self.queues)
+            targets = {name: state.kpi.target for name, state in self.queues.items()}
+            self.timeline = TimelineRecorder(
+                self.start, self.simulation.duration, self.queues, targets
+            )
         with self._observers():
             router = self.router
             for agent_id in self.agent_index:
@@ -530,16 +485,6 @@ class _Engine:
         )
 
 
-def gini(values: Sequence[int]) -> float | None:
-    """0 when every agent answered as many, towards 1 when one answered everything."""
-    n, total = len(values), sum(values)
-    if not n or not total:
-        return None
-    ordered = sorted(values)
-    weighted = sum((i + 1) * x for i, x in enumerate(ordered))
-    return 2 * weighted / (n * total) - (n + 1) / n
-
-
 def _group_agents(simulation: Simulation) -> Iterator[Agent]:
     for group, name in zip(simulation.agents, simulation.group_names(), strict=True):
         for k in range(1, group.count + 1):
@@ -562,46 +507,3 @@ def _observer_hooks(host: Any) -> frozenset[str]:
     if describe is None:
         return frozenset()
     return frozenset(h for info in describe() for h in info.hooks if h in wanted)
-
-
-class _TimelineRecorder:
-    """Samples the waiting count at each interval start and counts answers per interval."""
-
-    def __init__(self, start: float, duration: float, queues: dict[str, _QueueState]) -> None:
-        self.start = start
-        self.width = max(60.0, duration / 96)  # 96 points over the day: 5 min in 8 hours
-        self.count = math.ceil(duration / self.width)
-        self.queues = queues
-        self.next = start
-        self.samples = 0
-        self.waiting: dict[str, list[int]] = {name: [] for name in queues}
-        self.within = {name: [0] * self.count for name in queues}
-        self.ended_count = {name: [0] * self.count for name in queues}
-
-    def sample(self, at: float) -> None:
-        while at >= self.next and self.samples < self.count:
-            for name, state in self.queues.items():
-                self.waiting[name].append(state.waiting)
-            self.samples += 1
-            self.next = self.start + self.samples * self.width
-
-    def ended(self, queue: _QueueState, at: float, within: bool) -> None:
-        i = int((at - self.start) / self.width)
-        if 0 <= i < self.count:
-            self.ended_count[queue.name][i] += 1
-            if within:
-                self.within[queue.name][i] += 1
-
-    def finish(self) -> Timeline:
-        self.sample(math.inf)
-        return Timeline(
-            times=[i * self.width for i in range(self.count)],
-            service_level={
-                name: [
-                    w / n if n else None for w, n in zip(ws, self.ended_count[name], strict=True)
-                ]
-                for name, ws in self.within.items()
-            },
-            waiting=self.waiting,
-            targets={name: state.kpi.target for name, state in self.queues.items()},
-        )
