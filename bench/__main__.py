@@ -5,7 +5,12 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = {"routing": "bench.routing", "serve": "bench.serve", "store": "bench.store"}
+BENCHMARKS = {
+    "routing": "bench.routing",
+    "serve": "bench.serve",
+    "simulate": "bench.simulate",
+    "store": "bench.store",
+}
 
 
 def main(argv: list[str]) -> int:

@@ -177,6 +177,8 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 # ------------------------------------------------------------------ commands in other modules
 # Each module below registers its commands with `@command` when imported; one line each.
 # They keep heavy imports inside their command functions, like the ones above.
+from . import staffing_cli as _staffing_cli  # noqa: E402, F401  (omniroute staff)
+from .simulate import cli as _simulate_cli  # noqa: E402, F401  (omniroute simulate)
 from .store import cli as _store_cli  # noqa: E402, F401  (omniroute store ...)
 from .web import demo as _demo  # noqa: E402, F401
 from .web import passwd as _passwd  # noqa: E402, F401

@@ -37,6 +37,8 @@ from .model import (
     Queue,
     Routing,
 )
+from .simulate.scenario import AgentGroup, Simulation, Traffic
+from .simulate.scenario import check as check_simulation
 from .web.settings import Role, Server
 
 __all__ = [
@@ -74,8 +76,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     `plugins` stays raw here: each `[plugins.NAME]` table is decoded into the Struct its
     plugin registered, by `validate_with_plugins`, once the plugins are loaded.
-    `store` and `simulation` are reserved: accepted as raw tables now so that files
-    written for later versions keep loading, and typed when those parts land.
+    `store` is decoded by omniroute.store (`store_config`), which opens the store;
+    `simulation` is what `omniroute simulate` reads (omniroute.simulate.scenario).
     """
 
     queues: list[Queue] = []
@@ -84,7 +86,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     plugins: dict[str, dict[str, Any]] = {}
     store: dict[str, Any] | None = None  # reserved
     server: Server = Server()
-    simulation: dict[str, Any] | None = None  # reserved
+    simulation: Simulation | None = None
 
 
 class ConfigError(ValueError):
@@ -328,7 +330,7 @@ _SECTIONS: dict[str, Any] = {
     "plugins": dict[str, dict[str, Any]],
     "store": dict[str, Any],
     "server": Server,
-    "simulation": dict[str, Any],
+    "simulation": Simulation,
 }
 _LISTS: dict[str, type] = {"queues": Queue, "agents": Agent}
 
@@ -345,7 +347,8 @@ def _decode(data: Mapping[str, Any], errors: list[str]) -> Config | None:
         elif key in _SECTIONS:
             if value is None and key != "routing":
                 continue
-            section = _convert(value, _SECTIONS[key], (key,), errors)
+            convert = _convert_simulation if key == "simulation" else _convert
+            section = convert(value, _SECTIONS[key], (key,), errors)
             if section is not None:
                 fields[key] = section
         else:
@@ -365,9 +368,34 @@ def _decode(data: Mapping[str, Any], errors: list[str]) -> Config | None:
     if isinstance(fields.get("server"), Server):
         agent_ids = {name for _, name in _raw_names(raw_agents, "id")}
         errors.extend(_check_users(fields["server"], agent_ids))
+    if isinstance(fields.get("simulation"), Simulation):
+        channels = {queue.name: queue.channels for _, queue in items["queues"]}
+        agent_ids = {name for _, name in _raw_names(raw_agents, "id")}
+        errors.extend(check_simulation(fields["simulation"], channels, agent_ids))
     if errors:
         return None
     return Config(**fields)
+
+
+def _convert_simulation(value: Any, tp: Any, prefix: Loc, errors: list[str]) -> Any | None:
+    """`[simulation]` with each agent group and traffic stream decoded on its own, so
+    one bad entry does not hide the errors of the next."""
+    if not isinstance(value, Mapping):
+        return _convert(value, tp, prefix, errors)
+    before = len(errors)
+    lists: dict[str, list[Any]] = {}
+    for key, item_type in (("agents", AgentGroup), ("traffic", Traffic)):
+        raw = value.get(key)
+        if isinstance(raw, list):
+            lists[key] = [
+                _convert(element, item_type, (*prefix, key, i), errors)
+                for i, element in enumerate(raw)
+            ]
+    rest = {k: v for k, v in value.items() if k not in lists}
+    section = _convert(rest, tp, prefix, errors)
+    if section is None or len(errors) > before:
+        return None
+    return msgspec.structs.replace(section, **lists)
 
 
 def _convert_list(
