@@ -201,7 +201,7 @@ def _postgres() -> tuple[Callable[[], Store], Callable[[], Any]] | None:
     except ImportError:
         return None
     schema = f"bench_store_{os.getpid()}"
-    dsn = os.environ.get("OMNIROUTE_BENCH_DSN", "postgresql://127.0.0.1:5432/test")
+    dsn = os.environ.get("OMNIROUTE_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
     def make() -> Store:
         return PostgresStore(dsn=dsn, schema=schema, connect_timeout=3)  # type: ignore[no-any-return]
