@@ -32,7 +32,7 @@ from .clock import Clock, RealClock
 from .config import Config, from_dict, validate_with_plugins
 from .model import Interaction, Presence
 from .plugins import PluginHost
-from .router.core import Router, RouterError
+from .router.core import Router, RouterError, SnapshotError
 from .specs import Channel
 from .store import Purging, Store, StoreError, open_store, store_config
 
@@ -117,6 +117,7 @@ class App:
         self._staged = 0  # events ever staged
         self._written = 0  # events ever written
         self._writing: anyio.Event | None = None  # set when the append in flight is done
+        self._since_snapshot = 0  # events written after the newest routing snapshot
         # The timer loop's sleep, cancelled to wake it when an earlier deadline appears.
         self._sleep: tuple[anyio.CancelScope, float | None] | None = None
         self._to_observers: MemoryObjectSendStream[ev.Event]
@@ -186,18 +187,39 @@ class App:
             raise
 
     async def _restore(self) -> None:
-        """Rebuild routing state from the log, then write what resuming decided (offers
-        to agents freed meanwhile, timers that fell due while the app was down)."""
-        events = [event async for _, event in self.store.read()]
-        try:
-            self.router.rebuild(events)
-        except Exception as exc:
-            exc.add_note(
-                f"while rebuilding routing state from {len(events)} stored events; "
-                "does the config still name every queue and agent they refer to?"
-            )
-            raise
+        """Rebuild routing state from the newest snapshot and the events after it (the
+        whole log when there is no usable snapshot), then write what resuming decided
+        (offers to agents freed meanwhile, timers that fell due while the app was down)."""
+        snapshot = await self.store.load_snapshot()
+        since = 0
+        if snapshot is not None:
+            since, data = snapshot
+            events = [event async for _, event in self.store.read(since)]
+            try:
+                self.router.rebuild(events, snapshot=data)
+            except SnapshotError as exc:  # raised before any event applied
+                logger.warning(
+                    "the routing snapshot after event %d cannot be used (%s); "
+                    "replaying the whole log instead",
+                    since,
+                    exc,
+                )
+                snapshot = None
+        if snapshot is None:
+            since = 0
+            events = [event async for _, event in self.store.read()]
+            try:
+                self.router.rebuild(events)
+            except Exception as exc:
+                exc.add_note(
+                    f"while rebuilding routing state from {len(events)} stored events; "
+                    "does the config still name every queue and agent they refer to?"
+                )
+                raise
         await self._flush(self._stage(self.router.drain()))
+        # Counted after resuming's own write, so that a long replay makes the first
+        # write after start-up take a snapshot, not the start-up itself.
+        self._since_snapshot += len(events)
 
     async def _shutdown(self) -> None:
         await self.host.notify("omniroute_shutdown", app=self)
@@ -315,8 +337,9 @@ class App:
                     continue
                 self._writing = done = anyio.Event()
                 batch, self._pending = self._pending, []
+                snapshot = self._snapshot_due(len(batch))
                 try:
-                    await self.store.append(batch)
+                    seq = await self.store.append(batch)
                 except Exception as exc:
                     raise self._fail(exc, len(batch)) from exc
                 else:
@@ -325,6 +348,41 @@ class App:
                 finally:
                     self._writing = None
                     done.set()
+                if snapshot is None:
+                    continue
+                if self._running and self._task_group is not None:  # off the write path
+                    self._task_group.start_soon(self._save_snapshot, seq, snapshot)
+                else:  # restoring, or stopping: no task group to run it
+                    await self._save_snapshot(seq, snapshot)
+
+    def _snapshot_due(self, batch: int) -> bytes | None:
+        """The router's state if a snapshot is due with this batch, else None.
+
+        Called as the writer takes every staged event into the batch, with no await
+        since the router last ran: the router's state is then exactly the log up to
+        this batch's last event, which is what the snapshot is saved with.
+        """
+        self._since_snapshot += batch
+        every = self.store_config.snapshot_every
+        if not every or self._since_snapshot < every:
+            return None
+        self._since_snapshot = 0
+        try:
+            return self.router.snapshot()
+        except Exception:  # a snapshot is an optimisation: never let it stop a write
+            logger.exception("taking a routing snapshot failed; the next one is due later")
+            return None
+
+    async def _save_snapshot(self, seq: int, data: bytes) -> None:
+        """Save a snapshot whose events are durable already. A failed save is logged:
+        the next one comes `snapshot_every` events later, and a restart meanwhile starts
+        from the previous snapshot."""
+        try:
+            await self.store.save_snapshot(seq, data)
+        except StoreError:
+            logger.exception("saving the routing snapshot after event %d failed", seq)
+        else:
+            logger.info("saved a routing snapshot after event %d (%d bytes)", seq, len(data))
 
     def _fail(self, exc: Exception, lost: int) -> StoreError:
         """Stop the app: the router holds state the log lacks, so only a restart is safe."""
