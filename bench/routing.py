@@ -14,6 +14,9 @@ Prints figures for a small (100 agents) and a large contact center, then the las
 `routing: N decisions/s, p99 X us, growth Y, peak M MB`: p99 is the latency of one
 router call, growth the cost per decision of the large center over the small one's,
 measured in the same run, and peak the process's peak resident memory.
+
+`--snapshot` prints instead the size and encode/load time of a router snapshot of the
+large center, and the speed of a full replay of the log that built it.
 """
 
 from __future__ import annotations
@@ -176,12 +179,86 @@ def run(n_agents: int, n_waiting: int, n_ops: int, seed: int = 1) -> dict[str, f
     }
 
 
+def snapshot_figures(n_agents: int, n_waiting: int, n_ops: int, seed: int = 1) -> None:
+    """Snapshot size and encode/load time for the large state, and the speed of a full
+    replay of the log that built it (what a restart without a snapshot costs)."""
+    router, clock, queues = build(n_agents, min(200, n_agents), seed)
+    rng = random.Random(seed)
+    names = [q.name for q in queues]
+    log = []
+    fill_step = 900.0 / max(1, n_waiting)
+    for n in range(n_waiting):
+        clock.advance(fill_step)
+        router.submit(Interaction(id=f"i{n}", channel=CHANNELS[n % 2], queue=names[n % 20]))
+    for agent_id in list(router.agents):
+        router.set_presence(agent_id, Presence.READY)
+    log.extend(router.drain())
+    assigned: list[str] = []
+    pending: deque[str] = deque(router.offers)
+    step = 40.0 / n_agents
+    for i in range(n_ops):  # the bench's steady state, as in `run`
+        clock.advance(step)
+        if i % 3 == 0:
+            router.submit(Interaction(id=f"n{i}", channel=CHANNELS[i % 2], queue=names[i % 20]))
+        elif i % 3 == 1:
+            while pending:
+                offer = router.offers.get(pending.popleft())
+                if offer is not None:
+                    assigned.append(offer.waiting.id)
+                    router.accept(offer.id)
+                    break
+        elif assigned:
+            j = rng.randrange(len(assigned))
+            assigned[j], assigned[-1] = assigned[-1], assigned[j]
+            router.complete(assigned.pop())
+        for e in router.drain():
+            log.append(e)
+            if type(e) is Offered:
+                pending.append(e.offer_id)
+    perf = time.perf_counter
+    t0 = perf()
+    data = router.snapshot()
+    encoded = perf() - t0
+    waiting = sum(1 for w in router.active.values() if w.ix.state.value == "waiting")
+
+    def fresh() -> Router:
+        again, again_clock, _ = build(n_agents, min(200, n_agents), seed)
+        again_clock.advance(clock.now() - again_clock.now())
+        again.now = clock.now()
+        return again
+
+    again = fresh()
+    t0 = perf()
+    again.rebuild([], snapshot=data)
+    loaded = perf() - t0
+    replay = fresh()
+    t0 = perf()
+    replay.rebuild(log)
+    replayed = perf() - t0
+    print(
+        f"snapshot: {n_agents} agents, {len(router.active)} active ({waiting} waiting), "
+        f"{len(data) / 1e6:.1f} MB, encode {encoded:.2f} s, load {loaded:.2f} s"
+    )
+    print(
+        f"replay: {len(log)} events in {replayed:.2f} s, {len(log) / replayed:.0f} events/s "
+        f"(1,000,000 events: {1e6 / (len(log) / replayed):.1f} s)"
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench routing")
     parser.add_argument("--agents", type=int, default=10_000)
     parser.add_argument("--waiting", type=int, default=50_000)
     parser.add_argument("--ops", type=int, default=300_000)
+    parser.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="instead: snapshot size and encode/load time, and full-replay speed",
+    )
     args = parser.parse_args(argv)
+    if args.snapshot:
+        snapshot_figures(args.agents, args.waiting, args.ops)
+        return 0
     small_agents = 100
     small = run(small_agents, args.waiting * small_agents // args.agents, args.ops)
     print(

@@ -129,8 +129,13 @@ async def append_rate(store: Store, events: list[ev.Event], batch: int, seconds:
 # ---------------------------------------------------------------------- restart
 
 
-def history(n_events: int, cfg: Config, batch: int = 50_000) -> Iterator[list[ev.Event]]:
-    """Batches of events from the real router until `n_events` were emitted."""
+def history(
+    n_events: int, cfg: Config, batch: int = 50_000, every: int = 0
+) -> Iterator[tuple[list[ev.Event], bytes | None]]:
+    """Batches of events from the real router until `n_events` were emitted, each with
+    the router's snapshot after it when one is due (every `every` events, as the App
+    takes them), except in the last `every` events: a restart then replays nearly
+    `every` events after the newest snapshot, its worst case."""
     clock = VirtualClock(START)
     host = PluginHost(entry_points=False)
     router = Router(
@@ -145,7 +150,7 @@ def history(n_events: int, cfg: Config, batch: int = 50_000) -> Iterator[list[ev
     for agent in cfg.agents:
         router.set_presence(agent.id, Presence.READY)
     assigned: list[str] = []
-    emitted = 0
+    emitted = since = 0
     pending: list[ev.Event] = []
     n = 0
     while emitted < n_events:
@@ -168,14 +173,21 @@ def history(n_events: int, cfg: Config, batch: int = 50_000) -> Iterator[list[ev
             emitted += len(drained)
             drained = more
         if len(pending) >= batch:
-            yield pending
+            since += len(pending)
+            due = every and since >= every and emitted <= n_events - every + batch // 2
+            yield pending, router.snapshot() if due else None
+            since = 0 if due else since
             pending = []
     if pending:
-        yield pending
+        yield pending, None
 
 
-async def restart(make_store: Callable[[], Store], cfg: Config) -> tuple[float, int]:
-    """Seconds from opening the store to an App ready to route; events in the log."""
+async def restart(make_store: Callable[[], Store], cfg: Config) -> tuple[float, int, int]:
+    """Seconds from opening the store to an App ready to route; events in the log; where
+    the snapshot it started from was taken (0: none)."""
+    store = make_store()
+    snapshot = await store.load_snapshot()
+    await store.close()
     started = time.perf_counter()
     store = make_store()
     app = App(cfg, clock=VirtualClock(START + 10**6), store=store)
@@ -183,12 +195,15 @@ async def restart(make_store: Callable[[], Store], cfg: Config) -> tuple[float, 
         elapsed = time.perf_counter() - started
         events = await store.last_seq()
     await store.close()
-    return elapsed, events
+    return elapsed, events, snapshot[0] if snapshot else 0
 
 
-async def fill(store: Store, n_events: int, cfg: Config) -> None:
-    for batch in history(n_events, cfg):
-        await store.append(batch)
+async def fill(store: Store, n_events: int, cfg: Config, every: int) -> None:
+    """The log of a busy contact center, with snapshots where the App would save them."""
+    for batch, snapshot in history(n_events, cfg, every=every):
+        seq = await store.append(batch)
+        if snapshot is not None:
+            await store.save_snapshot(seq, snapshot)
 
 
 # ---------------------------------------------------------------------- main
@@ -201,7 +216,7 @@ def _postgres() -> tuple[Callable[[], Store], Callable[[], Any]] | None:
     except ImportError:
         return None
     schema = f"bench_store_{os.getpid()}"
-    dsn = os.environ.get("OMNIROUTE_BENCH_DSN", "postgresql://127.0.0.1:5432/test")
+    dsn = os.environ.get("OMNIROUTE_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
     def make() -> Store:
         return PostgresStore(dsn=dsn, schema=schema, connect_timeout=3)  # type: ignore[no-any-return]
@@ -236,7 +251,7 @@ async def measure(
 
 async def run(args: argparse.Namespace) -> str:
     cfg = config(200)
-    sample = [e for batch in history(20_000, cfg, batch=20_000) for e in batch]
+    sample = [e for batch, _ in history(20_000, cfg, batch=20_000) for e in batch]
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         memory, _ = await throughput(MemoryStore(), args.seconds, args.submitters)
         print(f"store-memory-app: {memory:.0f} events/s through the App (its own ceiling)")
@@ -257,11 +272,14 @@ async def run(args: argparse.Namespace) -> str:
         big = Path(folder) / "restart.db"
         filled = time.perf_counter()
         store = SqliteStore(big)
-        await fill(store, args.events, cfg)
+        await fill(store, args.events, cfg, args.snapshot_every)
         await store.close()
         print(f"store-fill: {args.events} events in {time.perf_counter() - filled:.1f}s")
-        seconds, events = await restart(lambda: SqliteStore(big), cfg)
-        print(f"store-restart: sqlite, {events} events in the log, ready in {seconds:.2f}s")
+        seconds, events, since = await restart(lambda: SqliteStore(big), cfg)
+        print(
+            f"store-restart: sqlite, {events} events in the log, snapshot after event {since}, "
+            f"{events - since} replayed, ready in {seconds:.2f}s"
+        )
     return f"store: {sqlite}, {postgres}, restart {seconds:.2f}s for {events} events"
 
 
@@ -270,6 +288,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="throughput run length")
     parser.add_argument("--submitters", type=int, default=500, help="concurrent submitters")
     parser.add_argument("--batch", type=int, default=100, help="events per append")
+    parser.add_argument(
+        "--snapshot-every", type=int, default=100_000, help="as [store] snapshot_every; 0: none"
+    )
     parser.add_argument("--events", type=int, default=1_000_000, help="log length for restart")
     parser.add_argument("--dir", default=None, help="folder for the database files")
     args = parser.parse_args(argv)

@@ -34,7 +34,7 @@ from .config import Config, from_dict, validate_with_plugins
 from .conversations import Conversations
 from .model import TERMINAL_STATES, Agent, Interaction, Message, Presence
 from .plugins import PluginHost
-from .router.core import Router, RouterError
+from .router.core import Router, RouterError, SnapshotError
 from .specs import Channel
 from .store import Purging, Store, StoreError, open_store, store_config
 
@@ -112,8 +112,11 @@ class App:
         self.store: Store = store if store is not None else open_store(config.store)
         #: Channels started by `run`, by name.
         self.channels: dict[str, Channel] = {}
-        #: Messages and contact history, folded from durable events.
+        #: Messages and contact history, folded from durable events. After a restart
+        #: from a snapshot it fills in the background (`conversations.loading`).
         self.conversations = Conversations()
+        self._conversations_backlog: list[ev.Event] | None = None
+        self._conversations_upto = 0
 
         self._started = False
         self._running = False
@@ -125,6 +128,7 @@ class App:
         self._staged = 0  # events ever staged
         self._written = 0  # events ever written
         self._writing: anyio.Event | None = None  # set when the append in flight is done
+        self._since_snapshot = 0  # events written after the newest routing snapshot
         # The timer loop's sleep, cancelled to wake it when an earlier deadline appears.
         self._sleep: tuple[anyio.CancelScope, float | None] | None = None
         self._to_observers: MemoryObjectSendStream[ev.Event]
@@ -157,6 +161,8 @@ class App:
                 self._task_group = tg
                 self._running = True
                 tg.start_soon(self._observe, name="omniroute observers")
+                if self._conversations_backlog is not None:
+                    tg.start_soon(self._load_conversations, name="omniroute conversations")
                 tg.start_soon(self._timer_loop, name="omniroute timers")
                 retention = self.store_config.retention_days
                 if retention is not None and isinstance(self.store, Purging):
@@ -199,20 +205,63 @@ class App:
                 self.channels[name] = spec.factory(self.plugin_config.get(name), self)
 
     async def _restore(self) -> None:
-        """Rebuild routing state from the log, then write what resuming decided (offers
-        to agents freed meanwhile, timers that fell due while the app was down)."""
-        events = [event async for _, event in self.store.read()]
-        for event in events:
-            self.conversations.apply(event)
-        try:
-            self.router.rebuild(events)
-        except Exception as exc:
-            exc.add_note(
-                f"while rebuilding routing state from {len(events)} stored events; "
-                "does the config still name every queue and agent they refer to?"
-            )
-            raise
+        """Rebuild routing state from the newest snapshot and the events after it (the
+        whole log when there is no usable snapshot), then write what resuming decided
+        (offers to agents freed meanwhile, timers that fell due while the app was down)."""
+        snapshot = await self.store.load_snapshot()
+        since = 0
+        if snapshot is not None:
+            since, data = snapshot
+            stored = [item async for item in self.store.read(since)]
+            events = [event for _, event in stored]
+            try:
+                self.router.rebuild(events, snapshot=data)
+            except SnapshotError as exc:  # raised before any event applied
+                logger.warning(
+                    "the routing snapshot after event %d cannot be used (%s); "
+                    "replaying the whole log instead",
+                    since,
+                    exc,
+                )
+                snapshot = None
+        if snapshot is None:
+            since = 0
+            stored = [item async for item in self.store.read()]
+            events = [event for _, event in stored]
+            try:
+                self.router.rebuild(events)
+            except Exception as exc:
+                exc.add_note(
+                    f"while rebuilding routing state from {len(events)} stored events; "
+                    "does the config still name every queue and agent they refer to?"
+                )
+                raise
+        if snapshot is None:  # the whole log is at hand: fold the conversations now
+            for event in events:
+                self.conversations.apply(event)
+        else:  # fold them from the whole log in the background, routing meanwhile
+            self._conversations_backlog = []
+            self._conversations_upto = stored[-1][0] if stored else since
         await self._flush(self._stage(self.router.drain()))
+        # Counted after resuming's own write, so that a long replay makes the first
+        # write after start-up take a snapshot, not the start-up itself.
+        self._since_snapshot += len(events)
+
+    async def _load_conversations(self) -> None:
+        """Fold conversations from the whole log (a restart from a snapshot read only
+        its tail), then the events published meanwhile, in order."""
+        folded = Conversations()
+        folded.loading = True
+        self.conversations = folded
+        upto = self._conversations_upto
+        async for seq, event in self.store.read():
+            if seq > upto:
+                break
+            folded.apply(event)
+        backlog, self._conversations_backlog = self._conversations_backlog or [], None
+        for event in backlog:
+            folded.apply(event)
+        folded.loading = False
 
     async def _shutdown(self) -> None:
         await self.host.notify("omniroute_shutdown", app=self)
@@ -389,8 +438,9 @@ class App:
                     continue
                 self._writing = done = anyio.Event()
                 batch, self._pending = self._pending, []
+                snapshot = self._snapshot_due(len(batch))
                 try:
-                    await self.store.append(batch)
+                    seq = await self.store.append(batch)
                 except Exception as exc:
                     raise self._fail(exc, len(batch)) from exc
                 else:
@@ -399,6 +449,41 @@ class App:
                 finally:
                     self._writing = None
                     done.set()
+                if snapshot is None:
+                    continue
+                if self._running and self._task_group is not None:  # off the write path
+                    self._task_group.start_soon(self._save_snapshot, seq, snapshot)
+                else:  # restoring, or stopping: no task group to run it
+                    await self._save_snapshot(seq, snapshot)
+
+    def _snapshot_due(self, batch: int) -> bytes | None:
+        """The router's state if a snapshot is due with this batch, else None.
+
+        Called as the writer takes every staged event into the batch, with no await
+        since the router last ran: the router's state is then exactly the log up to
+        this batch's last event, which is what the snapshot is saved with.
+        """
+        self._since_snapshot += batch
+        every = self.store_config.snapshot_every
+        if not every or self._since_snapshot < every:
+            return None
+        self._since_snapshot = 0
+        try:
+            return self.router.snapshot()
+        except Exception:  # a snapshot is an optimisation: never let it stop a write
+            logger.exception("taking a routing snapshot failed; the next one is due later")
+            return None
+
+    async def _save_snapshot(self, seq: int, data: bytes) -> None:
+        """Save a snapshot whose events are durable already. A failed save is logged:
+        the next one comes `snapshot_every` events later, and a restart meanwhile starts
+        from the previous snapshot."""
+        try:
+            await self.store.save_snapshot(seq, data)
+        except StoreError:
+            logger.exception("saving the routing snapshot after event %d failed", seq)
+        else:
+            logger.info("saved a routing snapshot after event %d (%d bytes)", seq, len(data))
 
     def _fail(self, exc: Exception, lost: int) -> StoreError:
         """Stop the app: the router holds state the log lacks, so only a restart is safe."""
@@ -415,8 +500,12 @@ class App:
 
     def _publish(self, events: Sequence[ev.Event]) -> None:
         """Hand durable events to the observer task and to live subscribers; never blocks."""
+        backlog = self._conversations_backlog
         for event in events:
-            self.conversations.apply(event)
+            if backlog is None:
+                self.conversations.apply(event)
+            else:
+                backlog.append(event)
             self._to_observers.send_nowait(event)
         self._to_subscribers(events)
 

@@ -46,6 +46,8 @@ class Conversations:
         self._history: dict[str, list[str]] = {}  # customer id -> interaction ids
         self._by_address: dict[tuple[str, str], str] = {}  # (channel, address) -> customer
         self._addresses: dict[str, set[tuple[str, str]]] = {}  # customer -> addresses
+        #: True while the fold is still reading the log after a restart (partial).
+        self.loading = False
 
     # -- reading --------------------------------------------------------------------
     def messages(self, interaction_id: str) -> list[Message]:

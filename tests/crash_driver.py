@@ -30,7 +30,9 @@ CONFIG: dict[str, Any] = {
         for q in QUEUES
     ],
     "agents": [{"id": f"a{i}", "capacity": {"webchat": 2}} for i in range(6)],
-    "store": {"backend": "memory"},  # the driver and the tests pass the SqliteStore in
+    # The driver and the tests pass the SqliteStore in; snapshots often, so that kills
+    # land around them and restarts start from them.
+    "store": {"backend": "memory", "snapshot_every": 300},
 }
 
 

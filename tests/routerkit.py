@@ -5,6 +5,7 @@ A plain helper module (not a conftest): tests import it as `from routerkit impor
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -189,7 +190,7 @@ class Kit:
         return w.ix.state if w is not None else None
 
 
-def snapshot(router: Router) -> dict[str, Any]:
+def observed(router: Router) -> dict[str, Any]:
     """What an observer can see of a router's state, comparable across instances."""
     stats = {
         name: {k: v for k, v in router.queue_stats(name).summary().items() if not k.startswith("_")}
@@ -227,6 +228,53 @@ def snapshot(router: Router) -> dict[str, Any]:
         "stats": stats,
         "next_deadline": router.next_deadline(),
     }
+
+
+# ====================================================================== rebuilding
+
+
+def through_json(events: Sequence[ev.Event]) -> list[ev.Event]:
+    """Encode each event to JSON, check it is plain JSON with a type tag, decode it."""
+    out = []
+    for event in events:
+        data = ev.encode(event)
+        assert isinstance(json.loads(data)["type"], str)
+        out.append(ev.decode(data.decode()))
+    return out
+
+
+def rebuilt(
+    kit: Kit,
+    *,
+    routing: Routing | None = None,
+    events: Sequence[ev.Event] | None = None,
+    snapshot: bytes | None = None,
+) -> Kit:
+    """A fresh router with the same config and clock time, rebuilt from `kit`'s events
+    (or from `events`, the log after `snapshot` when one is given)."""
+    fresh = Kit(
+        kit.queues,
+        kit.agents,
+        routing=routing if routing is not None else kit.routing,
+        start=kit.now,
+        ready=False,
+    )
+    assert fresh.drain() == []
+    log = kit.drain() if events is None else events
+    fresh.router.rebuild(through_json(log), snapshot=snapshot)
+    return fresh
+
+
+def comparable(kit: Kit) -> dict[str, object]:
+    state = observed(kit.router)
+    # Timers left over from what already happened (stale, harmless) differ between the two.
+    state.pop("next_deadline")
+    return state
+
+
+def same_events(a: Sequence[ev.Event], b: Sequence[ev.Event]) -> None:
+    """The same events; those stamped with the same moment may come in another order."""
+    assert sorted(ev.encode(e) for e in a) == sorted(ev.encode(e) for e in b)
 
 
 # ====================================================================== random scenarios

@@ -6,10 +6,19 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
 
 import pytest
-from routerkit import Kit, Routing, agent, drive, scenario_config, snapshot
+from routerkit import (
+    Kit,
+    Routing,
+    agent,
+    comparable,
+    drive,
+    rebuilt,
+    same_events,
+    scenario_config,
+    through_json,
+)
 
 from omniroute import events as ev
 from omniroute.model import (
@@ -21,43 +30,6 @@ from omniroute.model import (
     Presence,
     Queue,
 )
-
-
-def through_json(events: Sequence[ev.Event]) -> list[ev.Event]:
-    """Encode each event to JSON, check it is plain JSON with a type tag, decode it."""
-    out = []
-    for event in events:
-        data = ev.encode(event)
-        assert isinstance(json.loads(data)["type"], str)
-        out.append(ev.decode(data.decode()))
-    return out
-
-
-def rebuilt(kit: Kit, *, routing: Routing | None = None) -> Kit:
-    """A fresh router with the same config and clock time, rebuilt from `kit`'s events."""
-    fresh = Kit(
-        kit.queues,
-        kit.agents,
-        routing=routing if routing is not None else kit.routing,
-        start=kit.now,
-        ready=False,
-    )
-    assert fresh.drain() == []
-    fresh.router.rebuild(through_json(kit.drain()))
-    return fresh
-
-
-def comparable(kit: Kit) -> dict[str, object]:
-    state = snapshot(kit.router)
-    # Timers left over from what already happened (stale, harmless) differ between the two.
-    state.pop("next_deadline")
-    return state
-
-
-def same_events(a: Sequence[ev.Event], b: Sequence[ev.Event]) -> None:
-    """The same events; those stamped with the same moment may come in another order."""
-    assert sorted(ev.encode(e) for e in a) == sorted(ev.encode(e) for e in b)
-
 
 # ================================================================== JSON
 

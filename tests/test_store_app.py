@@ -108,3 +108,134 @@ async def test_retention_purges_at_start_and_then_daily(
         await anyio.wait_all_tasks_blocked()
         assert await subjects() == ["[purged]", "[purged]"]
     await store.close()
+
+
+class ReadRecorder(SqliteStore):
+    """Remembers where each read started."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.reads: list[int] = []
+
+    def read(self, since: int = 0) -> Any:
+        self.reads.append(since)
+        return super().read(since)
+
+
+def state(running: App) -> tuple[Any, ...]:
+    router = running.router
+    return (
+        [ix.id for ix in router.waiting("support")],
+        sorted((i, w.ix.state, w.ix.agent) for i, w in router.active.items()),
+        router.queue_stats("support"),
+    )
+
+
+TWO_AGENTS: dict[str, Any] = {
+    **CONFIG,
+    "agents": [{"id": "a1", "capacity": {"email": 2}}, {"id": "a2", "capacity": {"email": 1}}],
+    "store": {"backend": "memory", "snapshot_every": 5},
+}
+
+
+async def busy_day(running: App) -> None:
+    await running.set_presence("a1", Presence.READY)
+    await running.set_presence("a2", Presence.READY)
+    for n in range(1, 12):
+        await running.submit(email(n))
+        running.clock.advance(7)  # type: ignore[attr-defined]
+        for offer in list(running.router.offers)[:1]:
+            await running.accept(offer)
+        if n % 3 == 0:
+            busy = [i for i, w in running.router.active.items() if w.ix.agent]
+            await running.complete(busy[0])
+
+
+@pytest.mark.anyio
+async def test_snapshots_are_saved_and_a_restart_replays_only_what_follows(
+    app: Callable[..., App], tmp_path: Path
+) -> None:
+    db = tmp_path / "omniroute.db"
+    store = SqliteStore(db)
+    clock = VirtualClock(1000.0)
+    async with app(TWO_AGENTS, store=store, clock=clock).running() as first:
+        await busy_day(first)
+        await anyio.wait_all_tasks_blocked()
+        before = state(first)
+    snapshot = await store.load_snapshot()
+    assert snapshot is not None and 5 <= snapshot[0] <= await store.last_seq()
+    await store.close()
+
+    recorder = ReadRecorder(db)
+    async with app(TWO_AGENTS, store=recorder, clock=VirtualClock(clock.now())).running() as again:
+        # Routing read only the events after the snapshot; the conversations (folded in
+        # the background, while routing goes on) read the whole log.
+        assert recorder.reads[0] == snapshot[0]
+        after = state(again)
+        await anyio.wait_all_tasks_blocked()
+        assert recorder.reads == [snapshot[0], 0]
+    await recorder.close()
+    # The same as a full replay of the log, with snapshots off.
+    full = ReadRecorder(db)
+    no_snapshots = {**TWO_AGENTS, "store": {"backend": "memory", "snapshot_every": 0}}
+    plain = SqliteStore(tmp_path / "copy.db")
+    await plain.append([e async for _, e in full.read()])
+    async with app(
+        no_snapshots, store=plain, clock=VirtualClock(clock.now())
+    ).running() as replayed:
+        assert after == state(replayed)
+    assert after[0] == before[0] and after[2] == before[2]
+    await plain.close()
+    await full.close()
+
+
+@pytest.mark.anyio
+async def test_a_snapshot_the_router_rejects_means_a_full_replay(
+    app: Callable[..., App], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "omniroute.db"
+    store = SqliteStore(db)
+    clock = VirtualClock(1000.0)
+    async with app(TWO_AGENTS, store=store, clock=clock).running() as first:
+        await busy_day(first)
+        before = state(first)
+    seq, _ = await store.load_snapshot() or (0, b"")
+    await store.save_snapshot(seq, b"damaged")
+    await store.close()
+
+    recorder = ReadRecorder(db)
+    async with app(TWO_AGENTS, store=recorder, clock=VirtualClock(clock.now())).running() as again:
+        assert recorder.reads == [seq, 0]
+        assert state(again)[0] == before[0]
+    assert f"the routing snapshot after event {seq} cannot be used" in caplog.text
+    assert "replaying the whole log instead" in caplog.text
+    await recorder.close()
+
+
+@pytest.mark.anyio
+async def test_conversations_are_whole_again_after_a_restart_from_a_snapshot(
+    app: Callable[..., App], tmp_path: Path
+) -> None:
+    from omniroute.model import Message
+
+    db = tmp_path / "omniroute.db"
+    store = SqliteStore(db)
+    async with app(TWO_AGENTS, store=store).running() as first:
+        await first.submit(email(1))
+        for n in range(8):  # enough events for a snapshot after the first messages
+            await first.add_message(
+                Message(id=f"m{n}", interaction_id="e1", sender="customer", text=f"line {n}")
+            )
+    snapshot = await store.load_snapshot()
+    assert snapshot is not None and snapshot[0] >= 5
+    await store.close()
+
+    store = SqliteStore(db)
+    async with app(TWO_AGENTS, store=store).running() as again:
+        await anyio.wait_all_tasks_blocked()
+        assert not again.conversations.loading
+        texts = [m.text for m in again.conversations.messages("e1")]
+        assert texts == [f"line {n}" for n in range(8)]
+        await again.add_message(Message(id="m8", interaction_id="e1", sender="customer", text="+"))
+        assert again.conversations.messages("e1")[-1].text == "+"
+    await store.close()

@@ -122,4 +122,8 @@ async def test_kill_9_under_load_loses_and_duplicates_nothing(tmp_path: Path) ->
         acked += await anyio.to_thread.run_sync(run_and_kill, db, run, rng)
         sizes.append(await check(db, acked))
     assert len(acked) > KILLS * 5, "the driver hardly worked: the test proves little"
+    store = SqliteStore(db)
+    snapshot = await store.load_snapshot()
+    await store.close()
+    assert snapshot is not None, "no snapshot was saved: restarts never started from one"
     assert sizes == sorted(sizes)

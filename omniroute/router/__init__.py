@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .core import Router, RouterError
+from .core import Router, RouterError, SnapshotError
 from .strategy import BaseStrategy, QueueSelector, QueueSelectorSpec, Strategy, StrategySpec
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "QueueSelectorSpec",
     "Router",
     "RouterError",
+    "SnapshotError",
     "Strategy",
     "StrategySpec",
 ]

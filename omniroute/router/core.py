@@ -38,6 +38,7 @@ from ..model import (
     Routing,
 )
 from .hours import Calendar
+from .snapshot import dump, load, paused_gc
 from .state import AgentStatus, Bucket, PendingOffer, Profile, QueueRuntime, Waiting, skill_key
 from .strategy import QueueSelector, Strategy, StrategySpec
 
@@ -47,6 +48,11 @@ _MAX_CANDIDATES = 5  # kept in a decision's explanation
 
 class RouterError(Exception):
     """A command the router cannot carry out: says which thing and why."""
+
+
+class SnapshotError(RouterError):
+    """A snapshot this router cannot start from (another format version, another config,
+    damaged data): the message says why. Rebuild from the whole log instead."""
 
 
 class Router:
@@ -67,6 +73,14 @@ class Router:
         selector: QueueSelector,
         routing: Routing | None = None,
     ) -> None:
+        self._init_args: dict[str, Any] = {
+            "queues": queues,
+            "agents": agents,
+            "clock": clock,
+            "strategies": strategies,
+            "selector": selector,
+            "routing": routing,
+        }
         self.clock = clock
         self.routing = routing or Routing()
         self.selector = selector
@@ -83,8 +97,9 @@ class Router:
         self._profile_buckets: dict[int, dict[str, list[Bucket]]] = {}
         self._timers: list[tuple[float, int, Callable[[Any], None], Any]] = []
         self._seq = itertools.count(1)
-        self._arrivals = itertools.count(1)
+        self._arrivals = 0  # interactions ever queued: each one's place in line
         self._offer_count = 0
+        self._ordinals = 0  # agents ever configured: each one's place in the config order
         self._free: dict[str, int] = {}  # channel -> agents who can take one more now
         self._replaying = False
         self._firing = False
@@ -367,25 +382,28 @@ class Router:
 
         Most timers come in lanes whose deadlines never decrease (every SLA breach of a
         queue is its arrival plus the same seconds), so a lane is a FIFO with one heap
-        entry for its head: O(1) per timer instead of O(log n) in one big heap.
+        entry for its head: O(1) per timer instead of O(log n) in one big heap. Timers
+        due at the same moment fire in the order they were armed, lane or not, so a
+        router rebuilt from a snapshot fires them in the same order as a full replay.
         """
         if due == math.inf:
             return
+        seq = next(self._seq)
         if lane is not None:
-            q = lane
-            if not q:
-                heapq.heappush(self._timers, (due, next(self._seq), self._lane_due, q))
-                q.append((due, fn, arg))
+            if not lane:
+                heapq.heappush(self._timers, (due, seq, self._lane_due, lane))
+                lane.append((due, seq, fn, arg))
                 return
-            if q[-1][0] <= due:
-                q.append((due, fn, arg))
+            if lane[-1][0] <= due:
+                lane.append((due, seq, fn, arg))
                 return
-        heapq.heappush(self._timers, (due, next(self._seq), fn, arg))
+        heapq.heappush(self._timers, (due, seq, fn, arg))
 
-    def _lane_due(self, q: deque[tuple[float, Callable[[Any], None], Any]]) -> None:
-        _, fn, arg = q.popleft()
+    def _lane_due(self, q: deque[tuple[float, int, Callable[[Any], None], Any]]) -> None:
+        _, _, fn, arg = q.popleft()
         if q:
-            heapq.heappush(self._timers, (q[0][0], next(self._seq), self._lane_due, q))
+            due, seq, _, _ = q[0]
+            heapq.heappush(self._timers, (due, seq, self._lane_due, q))
         fn(arg)
 
     # ================================================================== reads
@@ -487,16 +505,41 @@ class Router:
 
     # ================================================================== rebuild
 
-    def rebuild(self, events: Iterable[ev.Event]) -> None:
-        """Apply stored events to a fresh router, then resume routing from there."""
+    def snapshot(self) -> bytes:
+        """The router's whole derived state as bytes, to start a router from it later with
+        `rebuild(events_after, snapshot=data)` instead of replaying the whole log.
+
+        Take it between commands, once `drain()` took every event (else RouterError):
+        it is the state right after the last event drained. It holds waiting interactions
+        in their order, offers, agents and their counters, strategies' state, today's
+        KPIs and every timer with its deadline, and names the format version and the
+        config it fits (msgpack; see `omniroute.router.snapshot`).
+        """
+        return dump(self)
+
+    def rebuild(self, events: Iterable[ev.Event], *, snapshot: bytes | None = None) -> None:
+        """Bring a freshly built router to the state the stored events describe, then
+        resume routing from there (what resuming decides waits in `outbox`).
+
+        Without `snapshot`, `events` is the whole log. With `snapshot` (bytes from
+        `snapshot()`, taken after event N), `events` is the log after event N only; the
+        result is the same as replaying the whole log. A snapshot of another format
+        version, taken with another config (queues, the config's agents, `[routing]`,
+        queue selection) or damaged raises SnapshotError saying why, before any event
+        is applied, and leaves this router as it was built: rebuild from the whole log.
+        """
+        if snapshot is not None:
+            load(self, snapshot)
         self._replaying = True
         try:
-            for event in events:
-                if event.at > self.now:
-                    self.now = event.at
-                apply = self._appliers.get(type(event))
-                if apply is not None:
-                    apply(event)
+            with paused_gc():
+                appliers = self._appliers
+                for event in events:
+                    if event.at > self.now:
+                        self.now = event.at
+                    apply = appliers.get(type(event))
+                    if apply is not None:
+                        apply(event)
         finally:
             self._replaying = False
         for queue in self.queues.values():
@@ -641,7 +684,8 @@ class Router:
             self._make_offer(best, agent, explanation)
 
     def _reserved_for(self, agent: AgentStatus) -> Waiting | None:
-        """The first interaction reserved for this agent that they can take now."""
+        """The first in line of the interactions reserved for this agent that they can
+        take now."""
         live = [
             w
             for w in agent.reserved
@@ -650,10 +694,9 @@ class Router:
             and w.preferred_until > self.now
         ]
         agent.reserved[:] = live
-        for w in live:
-            if agent.can_take(w.ix.channel):
-                return w
-        return None
+        takeable = [w for w in live if agent.can_take(w.ix.channel)]
+        # The first in line, whatever the order they were reserved in.
+        return min(takeable, key=lambda w: (w.order_key, w.seq)) if takeable else None
 
     def _single(self, w: Waiting, agent: AgentStatus, trigger: str, note: str) -> Explanation:
         return Explanation(
@@ -852,7 +895,8 @@ class Router:
             return
         ix = msgspec.structs.replace(ix)  # the event stays a snapshot
         queue = self.queues[ix.queue]
-        w = Waiting(ix, queue, next(self._arrivals))
+        self._arrivals += 1
+        w = Waiting(ix, queue, self._arrivals)
         self.active[ix.id] = w
         queue.waiting[ix.id] = w
         self._stats(queue, e.at).on_offered()
@@ -965,6 +1009,7 @@ class Router:
         w.ix.state = S.WRAP_UP
         w.ix.ended_at = e.wrap_up_until
         agent.talk_time += e.at - w.assigned_at
+        self._touch(agent)  # talk time is part of some strategies' keys: re-key the agent
         self._at(e.wrap_up_until, self._wrap_up_due, (w, e.wrap_up_until), w.queue.lanes.wrap)
 
     def _on_wrap_up_ended(self, e: ev.WrapUpEnded) -> None:
@@ -1043,7 +1088,8 @@ class Router:
         config = e.agent
         agent = self.agents.get(config.id)
         if agent is None:
-            agent = AgentStatus(config, len(self.agents), e.at)
+            agent = AgentStatus(config, self._ordinals, e.at)
+            self._ordinals += 1
             self.agents[config.id] = agent
         else:
             self._leave_profile(agent)
@@ -1131,7 +1177,7 @@ class Router:
             if not heaps:
                 continue
             for strategy, heap in heaps:
-                heapq.heappush(heap, (strategy.agent_key(agent), next(self._seq), version, agent))
+                heapq.heappush(heap, (strategy.agent_key(agent), agent.ordinal, version, agent))
                 if len(heap) > 4 * len(profile.agents) + 32:
                     live = [x for x in heap if x[3].version == x[2]]
                     heapq.heapify(live)
@@ -1155,7 +1201,7 @@ class Router:
             if s is strategy:
                 return heap
         heap = [
-            (strategy.agent_key(a), next(self._seq), a.version, a)
+            (strategy.agent_key(a), a.ordinal, a.version, a)
             for a in profile.agents.values()
             if a.can_take(channel)
         ]

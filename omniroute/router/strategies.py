@@ -88,6 +88,13 @@ class RoundRobin(BaseStrategy):
         self._turn += 1
         self._last[agent.id] = self._turn
 
+    def snapshot_state(self) -> Any:
+        return [self._turn, self._last]
+
+    def restore_state(self, state: Any) -> None:
+        self._turn, last = state
+        self._last = dict(last)
+
 
 class Random(BaseStrategy):
     """A uniformly random free agent. The draw hashes `[routing] seed`, the queue, the

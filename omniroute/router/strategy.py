@@ -44,6 +44,10 @@ class Strategy(Protocol):
         offer. Depend only on the arguments, so a rebuilt router chooses the same."""
         ...
 
+    # Optional: a strategy that keeps state (changed in `on_offer`) also defines
+    # `snapshot_state() -> Any` (msgpack-encodable) and `restore_state(state)`, so a router
+    # started from a snapshot (`Router.rebuild(..., snapshot=...)`) has the same state.
+
 
 class BaseStrategy:
     """Defaults for the optional parts of `Strategy`; subclass and write `agent_key`."""
@@ -63,6 +67,14 @@ class BaseStrategy:
 
     def choose(self, agents: Sequence[AgentStatus], interaction_id: str, n: int) -> AgentStatus:
         return agents[0]
+
+    def snapshot_state(self) -> Any:
+        """The strategy's own state, for a router snapshot (None: it keeps none)."""
+        return None
+
+    def restore_state(self, state: Any) -> None:
+        """Take back what `snapshot_state` returned."""
+        return None
 
 
 class QueueSelector(Protocol):

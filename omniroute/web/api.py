@@ -204,6 +204,7 @@ async def conversation(call: Call) -> ConversationView:
         position=app.router.position(ix.id),
         script=queue.script,
         canned=list(queue.canned),
+        loading=app.conversations.loading,
     )
 
 

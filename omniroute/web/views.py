@@ -118,6 +118,8 @@ class ConversationView(msgspec.Struct, kw_only=True):
     position: int  # place in line while waiting, else 0
     script: str | None
     canned: list[str]
+    #: True for a few seconds after a restart, while older messages are still read back.
+    loading: bool = False
 
 
 #: Bodies an admin sends to create or replace an agent.
