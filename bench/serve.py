@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import anyio.abc
+import h11
 import websockets
 
 PASSWORD = "bench-password"
@@ -54,6 +55,49 @@ def config(agents: int, store: str, folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+class Http:
+    """One keep-alive HTTP/1.1 connection, as a browser tab holds, spoken with h11 (the
+    protocol library under httpx and uvicorn): the load generator must cost far less
+    than the server it measures, and a general client's pool costs more."""
+
+    def __init__(self, url: str) -> None:
+        host, _, port = url.removeprefix("http://").partition(":")
+        self.host, self.port = host, int(port)
+        self.conn = h11.Connection(h11.CLIENT)
+        self.lock = anyio.Lock()
+        self.stream: anyio.abc.SocketStream | None = None
+
+    async def request(
+        self, method: str, path: str, token: str | None = None, body: Any = None
+    ) -> tuple[int, Any]:
+        data = b"" if body is None else json.dumps(body).encode()
+        headers = [("host", f"{self.host}:{self.port}"), ("content-length", str(len(data)))]
+        if body is not None:
+            headers.append(("content-type", "application/json"))
+        if token:
+            headers.append(("authorization", f"Bearer {token}"))
+        async with self.lock:
+            if self.stream is None:
+                self.stream = await anyio.connect_tcp(self.host, self.port)
+            out = self.conn.send(h11.Request(method=method, target=path, headers=headers))
+            out += self.conn.send(h11.Data(data=data)) + self.conn.send(h11.EndOfMessage())
+            await self.stream.send(out)
+            status, chunks = 0, []
+            while True:
+                event = self.conn.next_event()
+                if event is h11.NEED_DATA:
+                    self.conn.receive_data(await self.stream.receive())
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                elif isinstance(event, h11.Data):
+                    chunks.append(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+            self.conn.start_next_cycle()
+        raw = b"".join(chunks)
+        return status, json.loads(raw) if raw else None
+
+
 class Run:
     def __init__(self, url: str, rate: float, duration: float, hold: float) -> None:
         self.url = url
@@ -68,40 +112,39 @@ class Run:
 
     async def agent(self, agent_id: str, connected: list[str]) -> None:
         """One agent: its own HTTP connection (as a browser has) and its event socket."""
-        limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
-        async with httpx.AsyncClient(base_url=self.url, limits=limits, timeout=30) as client:
-            await self._agent(client, agent_id, connected)
-
-    async def _agent(self, client: httpx.AsyncClient, agent_id: str, connected: list[str]) -> None:
-        r = await client.post("/api/login", json={"user": agent_id, "password": PASSWORD})
-        token = r.json()["token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        async with websockets.connect(f"{self.ws}/api/events?token={token}", max_queue=None) as s:
-            await client.put("/api/inbox/presence", json={"presence": "ready"}, headers=headers)
+        http = Http(self.url)
+        _, session = await http.request(
+            "POST", "/api/login", body={"user": agent_id, "password": PASSWORD}
+        )
+        token = session["token"]
+        async with websockets.connect(
+            f"{self.ws}/api/events?token={token}", max_queue=None, compression=None
+        ) as s:
+            await http.request("PUT", "/api/inbox/presence", token, {"presence": "ready"})
             connected.append(agent_id)
             async with anyio.create_task_group() as tg:
                 async for raw in s:
                     event = json.loads(raw)
                     if event["type"] == "offered" and event["agent_id"] == agent_id:
                         self.offered[event["interaction_id"]] = time.perf_counter()
-                        tg.start_soon(self.work, client, headers, event)
+                        tg.start_soon(self.work, http, token, event)
 
-    async def work(self, client: httpx.AsyncClient, headers: dict[str, str], offer: Any) -> None:
+    async def work(self, http: Http, token: str, offer: Any) -> None:
         try:
-            r = await client.post(f"/api/offers/{offer['offer_id']}/accept", headers=headers)
-            if r.status_code != 200:
+            status, _ = await http.request("POST", f"/api/offers/{offer['offer_id']}/accept", token)
+            if status != 200:
                 self.errors += 1
                 return
             await anyio.sleep(self.hold)
-            await client.post(
-                f"/api/interactions/{offer['interaction_id']}/complete", headers=headers
+            await http.request(
+                "POST", f"/api/interactions/{offer['interaction_id']}/complete", token
             )
-        except httpx.HTTPError:
+        except (OSError, h11.ProtocolError):
             self.errors += 1
 
     async def customer(self, n: int) -> None:
         try:
-            async with websockets.connect(f"{self.ws}/webchat/socket") as s:
+            async with websockets.connect(f"{self.ws}/webchat/socket", compression=None) as s:
                 await s.recv()  # hello
                 sent = time.perf_counter()
                 await s.send(json.dumps({"type": "start", "name": f"c{n}"}))

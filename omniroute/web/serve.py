@@ -71,6 +71,7 @@ async def serve_web(
         log_config=None,
         ws_max_size=server.max_body,
         timeout_keep_alive=30,  # pages and agents' clients reuse their connections
+        ws_per_message_deflate=False,  # small JSON messages: compressing costs more CPU
     )
     uv = _without_signal_handlers(config)
     async with anyio.create_task_group() as tg:
