@@ -138,7 +138,7 @@ async def test_an_agent_reads_only_their_own_interactions(site: Site) -> None:
     assert (await site.call("bob", "GET", f"/api/interactions/{mine.id}")).status_code == 404
     assert (await site.call("sue", "GET", f"/api/interactions/{other.id}")).status_code == 200
     r = await site.call("bob", "POST", f"/api/offers/{offer['id']}/accept")
-    assert r.status_code == 409  # not bob's offer
+    assert r.status_code == 404  # not bob's offer: as if there were none
 
 
 # ------------------------------------------------------------------ the agent's day
@@ -316,9 +316,26 @@ async def test_live_events_are_filtered_by_role(site: Site) -> None:
 
 async def test_the_event_socket_needs_a_login(site: Site) -> None:
     url = site.url.replace("http", "ws") + "/api/events?token=forged"
-    with pytest.raises(websockets.exceptions.InvalidStatus):
-        async with websockets.connect(url) as socket:
+    async with websockets.connect(url) as socket:
+        with pytest.raises(websockets.ConnectionClosed) as info:
             await socket.recv()
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4401
+
+
+async def test_the_event_socket_refuses_other_sites_and_ends_at_logout(site: Site) -> None:
+    headers = await site.login("sue")
+    token = site.tokens["sue"]
+    url = site.url.replace("http", "ws") + f"/api/events?token={token}"
+    async with websockets.connect(url, origin="https://evil.example") as socket:  # type: ignore[arg-type]
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await socket.recv()
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4403
+    async with websockets.connect(url) as socket:
+        await site.client.post("/api/logout", headers=headers)
+        with anyio.fail_after(5), pytest.raises(websockets.ConnectionClosed) as info:
+            while True:
+                await socket.recv()
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4401
 
 
 # ------------------------------------------------------------------ the API description
@@ -411,3 +428,22 @@ async def test_sessions_expire() -> None:
         assert (await site.client.get("/api/me", headers=headers)).status_code == 200
         await anyio.sleep(2.2)
         assert (await site.client.get("/api/me", headers=headers)).status_code == 401
+
+
+async def test_cookie_sessions_refuse_other_sites_and_non_json_bodies(site: Site) -> None:
+    r = await site.client.post("/api/login", json={"user": "ana", "password": PASSWORD})
+    assert r.status_code == 200  # the cookie is set on the client from here on
+    evil = {"origin": "https://evil.example"}
+    r = await site.client.put("/api/inbox/presence", json={"presence": "ready"}, headers=evil)
+    assert r.status_code == 403 and "another site" in r.json()["error"]
+    r = await site.client.put(
+        "/api/inbox/presence",
+        content=b'{"presence": "ready"}',
+        headers={"content-type": "text/plain"},
+    )
+    assert r.status_code == 415
+    own = {"origin": site.url}
+    r = await site.client.put("/api/inbox/presence", json={"presence": "ready"}, headers=own)
+    assert r.status_code == 200
+    r = await site.client.post("/api/logout")
+    assert r.status_code == 204 and 'omniroute_session=""' in r.headers["set-cookie"]

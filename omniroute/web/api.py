@@ -19,7 +19,7 @@ from .. import events as ev
 from ..app import DeliveryError
 from ..config import ConfigError, convert
 from ..conversations import Contact
-from ..model import TERMINAL_STATES, Agent, Interaction, Message
+from ..model import TERMINAL_STATES, Agent, Interaction, InteractionState, Message
 from ..router.core import RouterError
 from .auth import Principal, TooManyAttempts
 from .settings import Role
@@ -123,16 +123,16 @@ async def login(call: Call) -> SessionView:
     """Log in with a password; answers a session token (also set as a cookie)."""
     body: LoginBody = call.body
     try:
-        result = await anyio.to_thread.run_sync(
-            call.auth.login, body.user, body.password, call.client
-        )
+        call.auth.start_login(body.user, call.client)
     except TooManyAttempts as exc:
         error = ApiError(429, str(exc))
         error.headers["Retry-After"] = str(exc.retry_after)
         raise error from None
-    if result is None:
+    async with call.auth.hashing:  # each check holds 16 MiB for ~50 ms: a few at a time
+        user = await anyio.to_thread.run_sync(call.auth.check_password, body.user, body.password)
+    if user is None:
         raise ApiError(401, "wrong user or password")
-    user, token = result
+    token = call.auth.succeeded(user, call.client)
     ttl = call.auth.server.session_ttl
     return SessionView(user=user.id, role=user.role, name=user.name, token=token, expires_in=ttl)
 
@@ -171,13 +171,13 @@ async def my_presence(call: Call) -> AgentView:
 @endpoint("POST", "/api/offers/{offer_id}/accept", Role.AGENT, returns=Interaction)
 async def accept(call: Call) -> Interaction:
     """Accept an offer made to the caller; answers the assigned interaction."""
-    return await _run(call.app.accept(call.params["offer_id"], _own_agent(call)))
+    return await _run(call.app.accept(_own_offer(call), call.me.id))
 
 
 @endpoint("POST", "/api/offers/{offer_id}/decline", Role.AGENT)
 async def decline(call: Call) -> None:
     """Decline an offer made to the caller; it goes to the next agent."""
-    await _run(call.app.decline(call.params["offer_id"], _own_agent(call)))
+    await _run(call.app.decline(_own_offer(call), call.me.id))
 
 
 @endpoint("GET", "/api/interactions/{interaction_id}", Role.AGENT, returns=Interaction)
@@ -217,6 +217,10 @@ async def send_message(call: Call) -> Message:
     supervisors join any live conversation)."""
     body: MessageBody = call.body
     ix = _readable(call, call.params["interaction_id"])
+    if ix.state in (InteractionState.WAITING, InteractionState.OFFERED):
+        raise ApiError(409, "accept the offer before replying")
+    if ix.state is not InteractionState.ASSIGNED:
+        raise ApiError(409, f"the conversation is over ({ix.state.value}): no more messages")
     if call.me.has(Role.SUPERVISOR) and ix.agent != call.me.id:
         sender = f"supervisor:{call.me.id}"
     elif ix.agent == call.me.id:
@@ -421,6 +425,15 @@ def _own_agent(call: Call) -> str:
     if agent_id not in call.app.router.agents:
         raise ApiError(403, f'user "{agent_id}" is not an agent')
     return agent_id
+
+
+def _own_offer(call: Call) -> str:
+    """The offer id, if the offer is pending for the caller (404 otherwise, so no one
+    learns which offers exist)."""
+    offer_id = call.params["offer_id"]
+    if offer_id not in call.app.router.agent(_own_agent(call)).offers:
+        raise ApiError(404, f'no pending offer "{offer_id}" for you')
+    return offer_id
 
 
 def _known_agent(app: App, agent_id: str) -> str:

@@ -50,6 +50,7 @@ def create_asgi_app(app: App, server: Server) -> Starlette:
     auth = Auth(server)
     routes: list[BaseRoute] = [_route(app, auth, server, e) for e in _by_path(ENDPOINTS)]
     hub = EventHub(app)
+    auth.on_logout(hub.close_session)
     routes.append(WebSocketRoute("/api/events", _event_socket(hub, auth)))
     document = openapi_document(ENDPOINTS)
     routes.append(Route("/api/openapi.json", lambda _: JSONResponse(document)))
@@ -78,6 +79,8 @@ def _route(app: App, auth: Auth, server: Server, group: list[Endpoint]) -> Route
         endpoint = by_method[request.method]
         try:
             principal = _authorise(auth, request, endpoint.role)
+            if endpoint.body is not None and not _json(request):
+                raise ApiError(415, "send the body as JSON (Content-Type: application/json)")
             raw = await _body(request, server.max_body) if endpoint.body else b""
             call = Call(
                 app=app,
@@ -94,7 +97,10 @@ def _route(app: App, auth: Auth, server: Server, group: list[Endpoint]) -> Route
             body = {"error": exc.error, "where": exc.where}
             return JSONResponse(body, status_code=exc.status, headers=exc.headers)
         if endpoint.returns is None:
-            return Response(status_code=204)
+            response = Response(status_code=204)
+            if endpoint.handler.__name__ == "logout":
+                response.delete_cookie(COOKIE, httponly=True, samesite="strict")
+            return response
         response = JSONResponse(result, status_code=endpoint.status)
         token = getattr(result, "token", None)
         if token:
@@ -117,6 +123,8 @@ def _credential(conn: HTTPConnection) -> str | None:
 def _authorise(auth: Auth, conn: HTTPConnection, role: Role | None) -> Principal | None:
     if role is None:
         return None
+    if not _same_origin(conn):
+        raise ApiError(403, "another site may not call this API with your session")
     principal = auth.authenticate(_credential(conn))
     if principal is None:
         raise ApiError(401, "log in first (a session token, cookie or API token is needed)")
@@ -185,22 +193,56 @@ def _event_socket(hub: EventHub, auth: Auth) -> Any:
         """
         credential = _credential(websocket) or websocket.query_params.get("token")
         principal = auth.authenticate(credential)
+        await websocket.accept()  # then close with a code: a refused handshake has none
         if principal is None:
             await websocket.close(code=4401, reason="log in first")
             return
-        await websocket.accept()
+        if not _same_origin(websocket):
+            await websocket.close(code=4403, reason="another site may not open this socket")
+            return
         gone = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_until_closed, websocket, tg.cancel_scope, gone)
+            tg.start_soon(_while_valid, auth, credential, principal, tg.cancel_scope)
             with hub.open(principal) as events:
                 async for data in events:
                     await websocket.send_text(data.decode())  # JSON is text
-            tg.cancel_scope.cancel()  # the app stopped, or dropped us as too slow
+            tg.cancel_scope.cancel()  # logged out, the app stopped, or too slow a reader
         if not gone.is_set():
+            still = auth.authenticate(credential)
+            code, reason = (1012, "resubscribe") if still else (4401, "the session ended")
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                await websocket.close(code=1012, reason="resubscribe")
+                await websocket.close(code=code, reason=reason)
 
     return socket
+
+
+async def _while_valid(
+    auth: Auth, credential: str | None, principal: Principal, scope: anyio.CancelScope
+) -> None:
+    """End the socket once its session expires or its user's role changes (logout ends
+    it at once, through the hub)."""
+    while True:
+        await anyio.sleep(2.0)
+        now = auth.authenticate(credential)
+        if now is None or now.role != principal.role:
+            scope.cancel()
+            return
+
+
+def _json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "application/json"
+
+
+def _same_origin(conn: HTTPConnection) -> bool:
+    """A browser names the page that opened a socket or sent a request in `Origin`; only
+    pages of this server may act with its cookie (programs send no Origin)."""
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return True
+    host = conn.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
 
 
 async def _until_closed(websocket: WebSocket, scope: anyio.CancelScope, gone: anyio.Event) -> None:
@@ -226,8 +268,9 @@ def _plugin_route(auth: Auth, spec: Any) -> BaseRoute:
             if role is not None:
                 credential = _credential(websocket) or websocket.query_params.get("token")
                 principal = auth.authenticate(credential)
-                if principal is None or not principal.has(role):
-                    await websocket.close(code=4403)
+                if principal is None or not principal.has(role) or not _same_origin(websocket):
+                    await websocket.accept()  # then close with a code the client sees
+                    await websocket.close(code=4403, reason=f"this needs the {role} role")
                     return
             await endpoint(websocket)
 

@@ -4,7 +4,9 @@ A session is a token signed with `[server] secret` (itsdangerous), carrying the 
 and a random session id; it is sent as a Bearer token or in the `omniroute_session`
 cookie that the pages use. The role is read from the config on every request, never
 from the token, so demoting or removing a user takes effect at once. Logging out
-revokes the session id on this node until the token would have expired anyway.
+revokes the session id on this node until the token would have expired anyway (a
+restart, or another node, does not know of it: keep `session_ttl` short where that
+matters), and closes the live sockets of that session.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 
+import anyio
 import msgspec
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -51,33 +55,61 @@ class Auth:
         secret = server.secret or secrets.token_urlsafe(32)
         self._signer = URLSafeTimedSerializer(secret, salt="omniroute-session")
         self._revoked: dict[str, float] = {}  # session id -> when its token expires
-        self._failures: dict[str, deque[float]] = {}  # client address -> failure times
+        # Login attempts in the last minute, by client address and by user id. An attempt
+        # counts from the moment it starts, so parallel guesses cannot outrun the limit.
+        self._attempts: dict[str, deque[float]] = {}
+        self._logout_listeners: list[Callable[[str], None]] = []
+        self._hashing: anyio.Semaphore | None = None
+
+    @property
+    def hashing(self) -> anyio.Semaphore:
+        """Bounds the password checks running at once (made in the running loop)."""
+        if self._hashing is None:
+            self._hashing = anyio.Semaphore(4)
+        return self._hashing
 
     # -- logging in ---------------------------------------------------------------
-    def login(self, user_id: str, password: str, client: str) -> tuple[User, str] | None:
-        """(user, session token) when the password is right; None otherwise.
+    def start_login(self, user_id: str, client: str) -> None:
+        """Count a login attempt; raises TooManyAttempts when the address or the user
+        tried too often in the last minute (checked before any hash is spent)."""
+        now = time.monotonic()
+        keys = (f"address:{client}", f"user:{user_id}")
+        for key in keys:
+            times = self._attempts.get(key)
+            while times and times[0] < now - 60.0:
+                times.popleft()
+            if times is not None and len(times) >= self.server.login_attempts:
+                raise TooManyAttempts(int(times[0] + 60.0 - now) + 1)
+        for key in keys:
+            self._attempts.setdefault(key, deque()).append(now)
+        if len(self._attempts) > 10_000:  # forget addresses and users seen long ago
+            self._attempts = {k: t for k, t in self._attempts.items() if t and t[-1] > now - 60}
 
-        Raises TooManyAttempts when `client` failed too often in the last minute, before
-        spending a hash on the attempt.
-        """
-        self._check_attempts(client)
+    def check_password(self, user_id: str, password: str) -> User | None:
+        """The user when the password is right (slow on purpose: run it in a thread)."""
         user = self.users.get(user_id)
         if user is None or not user.password_hash:
             verify_password(password, _DUMMY_HASH)  # same cost: do not reveal who exists
-            ok = False
-        else:
-            ok = verify_password(password, user.password_hash)
-        if not ok:
-            self._failures.setdefault(client, deque()).append(time.monotonic())
             return None
-        self._failures.pop(client, None)
-        return user, self._signer.dumps({"u": user.id, "s": secrets.token_urlsafe(12)})
+        return user if verify_password(password, user.password_hash) else None
+
+    def succeeded(self, user: User, client: str) -> str:
+        """After a right password: forget the attempts, answer a session token."""
+        self._attempts.pop(f"address:{client}", None)
+        self._attempts.pop(f"user:{user.id}", None)
+        return self._signer.dumps({"u": user.id, "s": secrets.token_urlsafe(12)})
 
     def logout(self, principal: Principal) -> None:
         if principal.session is not None:
             now = time.time()
             self._revoked = {s: t for s, t in self._revoked.items() if t > now}
             self._revoked[principal.session] = now + self.server.session_ttl
+            for listener in self._logout_listeners:
+                listener(principal.session)
+
+    def on_logout(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(session_id)` when a session logs out (live sockets close)."""
+        self._logout_listeners.append(listener)
 
     # -- each request ---------------------------------------------------------------
     def authenticate(self, credential: str | None) -> Principal | None:
@@ -104,19 +136,9 @@ class Auth:
                 return Principal(user=user, session=None)
         return None
 
-    def _check_attempts(self, client: str) -> None:
-        times = self._failures.get(client)
-        if not times:
-            return
-        horizon = time.monotonic() - 60.0
-        while times and times[0] < horizon:
-            times.popleft()
-        if len(times) >= self.server.login_attempts:
-            raise TooManyAttempts(int(times[0] - horizon) + 1)
-
 
 class TooManyAttempts(Exception):
-    """Too many failed logins from one address; retry after `retry_after` seconds."""
+    """Too many logins from one address or for one user; retry after `retry_after` s."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many failed logins; retry in {retry_after} s")

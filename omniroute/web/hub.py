@@ -24,8 +24,11 @@ __all__ = ["EventHub"]
 
 logger = logging.getLogger("omniroute.web")
 
-_ENDS = (ev.Completed, ev.Abandoned, ev.Closed)
-_LOSES = (ev.OfferDeclined, ev.OfferMissed, ev.OfferRevoked)
+# After these nobody holds the interaction any more (Completed is followed by wrap-up,
+# during which the agent still sees what the customer writes).
+_ENDS = (ev.WrapUpEnded, ev.Abandoned, ev.Closed)
+# The agent an event names no longer holds the interaction.
+_LOSES = (ev.OfferDeclined, ev.OfferMissed, ev.OfferRevoked, ev.Requeued)
 
 
 class EventHub:
@@ -35,11 +38,24 @@ class EventHub:
         self._supervisors: set[MemoryObjectSendStream[bytes]] = set()
         self._agents: dict[str, set[MemoryObjectSendStream[bytes]]] = {}
         self._owners: dict[str, set[str]] = {}  # interaction id -> agents it concerns
+        self._sessions: dict[str, list[MemoryObjectSendStream[bytes]]] = {}
+
+    def close_session(self, session: str) -> None:
+        """End the streams of a session that logged out (their sockets close)."""
+        for stream in self._sessions.pop(session, []):
+            stream.close()
 
     def open(self, principal: Principal) -> MemoryObjectReceiveStream[bytes]:
         """The encoded events `principal` may see, from now on. Close it when done; it
         ends if its reader falls `max_buffer` events behind (it should reload)."""
         send, receive = anyio.create_memory_object_stream[bytes](self.max_buffer)
+        if principal.session is not None:
+            self._sessions = {  # forget streams whose sockets closed
+                s: live
+                for s, streams in self._sessions.items()
+                if (live := [x for x in streams if x.statistics().open_receive_streams])
+            }
+            self._sessions.setdefault(principal.session, []).append(send)
         if principal.has(Role.SUPERVISOR):
             self._supervisors.add(send)
         else:
@@ -51,7 +67,10 @@ class EventHub:
         self._seed_owners()
         with self.app.subscribe(max_buffer=100_000) as events:
             async for event in events:
-                self.dispatch(event)
+                try:
+                    self.dispatch(event)
+                except Exception:  # a bug here must not stop the app, only live updates
+                    logger.exception("live events: cannot dispatch %s", type(event).__name__)
         for stream in [*self._supervisors, *(s for ss in self._agents.values() for s in ss)]:
             stream.close()
 
@@ -87,19 +106,19 @@ class EventHub:
         interaction = getattr(event, "interaction_id", None)
         if interaction is None:
             return {agent} if agent else set()
-        owners = self._owners.setdefault(interaction, set())
-        concerned = set(owners)
+        concerned = set(self._owners.get(interaction, ()))
         if agent:
             concerned.add(agent)
         if isinstance(event, ev.Offered | ev.Assigned):
-            owners.add(event.agent_id)
-        elif isinstance(event, _LOSES):
-            owners.discard(event.agent_id)
-        elif isinstance(event, ev.Transferred):
-            owners.discard(event.from_agent or "")
-            if event.to_agent:
+            self._owners.setdefault(interaction, set()).add(event.agent_id)
+        elif isinstance(event, (*_LOSES, ev.Transferred)) and interaction in self._owners:
+            owners = self._owners[interaction]
+            owners.discard((event.from_agent if isinstance(event, ev.Transferred) else agent) or "")
+            if isinstance(event, ev.Transferred) and event.to_agent:
                 owners.add(event.to_agent)
-        if isinstance(event, _ENDS):
+            if not owners:
+                del self._owners[interaction]
+        elif isinstance(event, _ENDS):
             self._owners.pop(interaction, None)
         return concerned
 

@@ -62,7 +62,8 @@ function live(refresh, onTyping) {
     const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/api/events");
     ws.onopen = () => { retry = 0; document.body.dataset.live = "yes"; schedule(); };
     ws.onmessage = schedule;
-    ws.onclose = () => {
+    ws.onclose = (e) => {
+      if (e.code === 4401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return; }
       document.body.dataset.live = "no";
       retry = Math.min(retry + 1, 5);
       setTimeout(connect, 500 * 2 ** retry);

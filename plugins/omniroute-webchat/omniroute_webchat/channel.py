@@ -98,6 +98,7 @@ class WebchatChannel:
         self._positions: dict[str, int] = {}  # last position told, per interaction
         self._per_address: dict[str, int] = {}
         self._chats: dict[str, deque[float]] = {}  # address -> when its chats started
+        self._sent: dict[str, deque[float]] = {}  # interaction -> its customer's messages
 
     # ------------------------------------------------------------------ the adapter
 
@@ -119,13 +120,13 @@ class WebchatChannel:
         address = websocket.client.host if websocket.client else ""
         origin = websocket.headers.get("origin")
         allowed = self.settings.allowed_origins
+        await websocket.accept()  # refusals below close with a code the widget can read
         if allowed and origin not in allowed:
-            await websocket.close(code=4403, reason="this page may not open the chat")
+            await _close(websocket, 4403, "this page may not open the chat")
             return
         if self._per_address.get(address, 0) >= self.settings.connections_per_address:
-            await websocket.close(code=4429, reason="too many chats open from your address")
+            await _close(websocket, 4429, "too many chats open from your address")
             return
-        await websocket.accept()
         self._per_address[address] = self._per_address.get(address, 0) + 1
         interaction_id: str | None = None
         try:
@@ -151,7 +152,11 @@ class WebchatChannel:
                 "topics": list(self.settings.topics),
             }
         )
-        opening = _decode(_opening, await _receive(websocket, self.settings.max_message))
+        with anyio.move_on_after(30) as waited:  # a socket that never starts a chat
+            raw = await _receive(websocket, self.settings.max_message)
+        if waited.cancelled_caught:
+            raise Refused(4408, "no chat was started")
+        opening = _decode(_opening, raw)
         if isinstance(opening, _Resume):
             return await self._resume(websocket, opening.session)
         return await self._start(websocket, opening, address)
@@ -211,7 +216,8 @@ class WebchatChannel:
 
     async def _converse(self, websocket: WebSocket, interaction_id: str) -> None:
         limit = self.settings.messages_per_minute
-        sent: deque[float] = deque()
+        # One count per chat, whatever the number of its open pages.
+        sent = self._sent.setdefault(interaction_id, deque())
         typed = 0.0  # when the agent was last told the customer types
         while True:
             inbound = _decode(_inbound, await _receive(websocket, self.settings.max_message))
@@ -240,6 +246,11 @@ class WebchatChannel:
                     {"type": "error", "id": inbound.id, "error": "slow down: too many messages"}
                 )
                 continue
+            if (
+                len(self.app.conversations.messages(interaction_id))
+                >= self.settings.messages_per_chat
+            ):
+                raise Refused(4413, "this chat is too long; please start a new one")
             sent.append(now)
             if self._live(interaction_id) is None:
                 raise Refused(4410, "this chat has ended")
@@ -303,6 +314,8 @@ class WebchatChannel:
         while True:
             await clock.sleep_until(clock.now() + 1.0)
             now = clock.now()
+            for interaction_id in [i for i in self._sent if self._live(i) is None]:
+                del self._sent[interaction_id]  # the chat is over: its count too
             for interaction_id in list(self._sockets):
                 ix = self._live(interaction_id)
                 if ix is None:
@@ -375,8 +388,10 @@ class WebchatChannel:
         return config.name or config.id
 
     def _check_chat_rate(self, address: str) -> None:
-        times = self._chats.setdefault(address, deque())
         now = time.monotonic()
+        if len(self._chats) > 10_000:  # forget addresses idle for an hour
+            self._chats = {a: t for a, t in self._chats.items() if t and t[-1] > now - 3600}
+        times = self._chats.setdefault(address, deque())
         while times and times[0] < now - 3600:
             times.popleft()
         if len(times) >= self.settings.chats_per_hour:

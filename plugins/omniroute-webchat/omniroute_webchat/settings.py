@@ -20,6 +20,8 @@ class WebchatSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     max_message: Annotated[int, msgspec.Meta(gt=0, le=100_000)] = 4000
     #: Messages a customer may send per minute (per connection).
     messages_per_minute: Annotated[int, msgspec.Meta(gt=0)] = 30
+    #: Messages one chat may hold in all (a longer chat is refused: start a new one).
+    messages_per_chat: Annotated[int, msgspec.Meta(gt=0)] = 1000
     #: Open chat connections allowed per client address.
     connections_per_address: Annotated[int, msgspec.Meta(gt=0)] = 20
     #: New chats allowed per client address per hour.

@@ -246,3 +246,16 @@ async def test_typing_goes_both_ways_but_is_never_stored(chat: Chat) -> None:
     assert await receive(socket) == {"type": "typing", "name": "Ana"}
     stored = [e async for _, e in chat.app.store.read()]
     assert not any(isinstance(e, ev.Typing) for e in stored)
+
+
+async def test_the_message_rate_is_per_chat_not_per_page(chat: Chat) -> None:
+    first, started = await chat.start()
+    second = await chat.open()
+    await send(second, {"type": "resume", "session": started["session"]})
+    await receive(second)  # resumed
+    answers = []
+    for i in range(6):  # the fixture allows 5 a minute
+        page = first if i % 2 else second
+        await send(page, {"type": "message", "text": f"m{i}", "id": f"m{i}"})
+        answers.append((await receive(page, skip=("position",)))["type"])
+    assert answers == ["ack"] * 5 + ["error"]
