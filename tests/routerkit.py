@@ -381,15 +381,6 @@ def check_invariants(router: Router, log: Sequence[ev.Event], submitted: Iterabl
             assert not offered, f"{iid} is {w.ix.state} with pending offers {offered}"
         assert w.ix.state not in (S.COMPLETED, S.ABANDONED, S.CLOSED), (iid, w.ix.state)
 
-    # -- the indexes agree with the agents: free counts, and each bucket's open profiles
-    for profile in router.profiles.values():
-        for channel, n in profile.free.items():
-            free = [a for a in profile.agents.values() if a.can_take(channel)]
-            assert n == len(free), f"profile {profile.id} counts {n} free on {channel}: {free}"
-    for bucket in router.buckets.values():
-        open_ = sum(1 for p in bucket.profiles if p.free.get(bucket.channel))
-        assert bucket.open_profiles == open_, (bucket.queue.name, bucket.channel, open_)
-
     # -- never lost: active, or exactly one terminal event
     ended: dict[str, int] = {}
     for e in log:

@@ -587,8 +587,6 @@ class Router:
                 if best is not None or pool:
                     break  # the interaction's own queue first, overflow queues after
                 queue_name = bucket.queue.name
-            if not bucket.open_profiles:
-                continue  # no agent of its profiles is free on the channel
             strategy = bucket.queue.strategy
             heap_key = (channel, strategy)
             for profile in bucket.profiles:
@@ -1169,8 +1167,6 @@ class Router:
         for channel in agent.free:
             free[channel] -= 1
             total[channel] -= 1
-            if not free[channel]:
-                self._profile_opens(profile, channel, -1)
         if agent.presence is not Presence.READY or agent.exclusive_load:
             agent.free = []
             return
@@ -1182,10 +1178,8 @@ class Router:
             channels = [c for c, n in capacity.items() if load.get(c, 0) < n and c not in exclusive]
         agent.free = channels
         for channel in channels:
-            n = free[channel] = free.get(channel, 0) + 1
+            free[channel] = free.get(channel, 0) + 1
             total[channel] = total.get(channel, 0) + 1
-            if n == 1:
-                self._profile_opens(profile, channel, +1)
         if channels and profile.heaps:
             # Into the heaps when a match next reads them: an agent freed and busy again
             # in the same command (the usual case with contacts waiting) costs nothing.
@@ -1214,12 +1208,6 @@ class Router:
                         heapq.heapify(live)
                         heap[:] = live
 
-    def _profile_opens(self, profile: Profile, channel: str, delta: int) -> None:
-        """The profile has (+1) or no longer has (-1) an agent free on the channel: keep
-        each bucket's count of such profiles, so a match skips a bucket nobody can take."""
-        for bucket in self._buckets_for(profile).get(channel, ()):
-            bucket.open_profiles += delta
-
     def _leave_profile(self, agent: AgentStatus) -> None:
         profile = agent.profile
         if profile is not None:
@@ -1227,8 +1215,6 @@ class Router:
             for channel in agent.free:
                 profile.free[channel] -= 1
                 self._free[channel] -= 1
-                if not profile.free[channel]:
-                    self._profile_opens(profile, channel, -1)
         agent.free = []
         agent.profile = None
 
@@ -1274,8 +1260,6 @@ class Router:
                 if profile.qualifies(queue.name, requirement):
                     bucket.profiles.append(profile)
                     bucket.group_keys[profile.id] = strategy.group_key(profile.skills, requirement)
-                    if profile.free.get(channel):
-                        bucket.open_profiles += 1
             self.buckets[key] = bucket
             self._profile_buckets.clear()
         return bucket

@@ -183,7 +183,6 @@ class Bucket:
         "channel",
         "group_keys",
         "heap",
-        "open_profiles",
         "profiles",
         "pull_note",
         "queue",
@@ -201,7 +200,6 @@ class Bucket:
         self.tail: deque[tuple[float, int, int, Waiting]] = deque()
         self.heap: list[tuple[float, int, int, Waiting]] = []
         self.profiles: list[Profile] = []  # eligible profiles, kept by the router
-        self.open_profiles = 0  # how many of them have an agent free on the channel
         self.group_keys: dict[int, Any] = {}  # profile id -> strategy.group_key
         self.pull_note: str | None = None  # shared by every agent-free decision here
 
