@@ -973,7 +973,10 @@ class Router:
         agent.missed_in_row = 0
         if ix.customer is not None:
             self.last_agent[ix.customer.id] = agent.id
-        self._touch(agent)
+        if e.offer_id is None:
+            self._touch(agent)
+        else:
+            self._rekey(agent)  # the offer held the capacity already
 
     def _on_requeued(self, e: ev.Requeued) -> None:
         w = self.active[e.interaction_id]
@@ -1018,7 +1021,7 @@ class Router:
         w.ix.state = S.WRAP_UP
         w.ix.ended_at = e.wrap_up_until
         agent.talk_time += e.at - w.assigned_at
-        self._touch(agent)  # talk time is part of some strategies' keys: re-key the agent
+        self._rekey(agent)  # talk time is part of some strategies' keys
         self._at(e.wrap_up_until, self._wrap_up_due, (w, e.wrap_up_until), w.queue.lanes.wrap)
 
     def _on_wrap_up_ended(self, e: ev.WrapUpEnded) -> None:
@@ -1181,12 +1184,23 @@ class Router:
             free[channel] = free.get(channel, 0) + 1
             total[channel] = total.get(channel, 0) + 1
         if channels and profile.heaps:
-            # Into the heaps when a match next reads them: an agent freed and busy again
-            # in the same command (the usual case with contacts waiting) costs nothing.
-            dirty = profile.dirty
-            dirty.append(agent)
-            if len(dirty) > 2 * len(profile.agents) + 32:
-                self._flush(profile)
+            self._push_later(profile, agent)
+
+    def _rekey(self, agent: AgentStatus) -> None:
+        """The agent's counters changed but not what they can take: `_touch` without
+        recounting (stale their heap entries, push them again at the next match)."""
+        agent.version += 1
+        profile = agent.profile
+        if agent.free and profile is not None and profile.heaps:
+            self._push_later(profile, agent)
+
+    def _push_later(self, profile: Profile, agent: AgentStatus) -> None:
+        """Into the heaps when a match next reads them: an agent freed and busy again in
+        the same command (the usual case with contacts waiting) costs no heap push."""
+        dirty = profile.dirty
+        dirty.append(agent)
+        if len(dirty) > 2 * len(profile.agents) + 32:
+            self._flush(profile)
 
     def _flush(self, profile: Profile) -> None:
         """Push the agents that changed since the last match into the profile's heaps,
