@@ -381,6 +381,12 @@ def check_invariants(router: Router, log: Sequence[ev.Event], submitted: Iterabl
             assert not offered, f"{iid} is {w.ix.state} with pending offers {offered}"
         assert w.ix.state not in (S.COMPLETED, S.ABANDONED, S.CLOSED), (iid, w.ix.state)
 
+    # -- the indexes agree with the agents: each profile's count of free agents
+    for profile in router.profiles.values():
+        for channel, n in profile.free.items():
+            free = [a for a in profile.agents.values() if a.can_take(channel)]
+            assert n == len(free), f"profile {profile.id} counts {n} free on {channel}: {free}"
+
     # -- never lost: active, or exactly one terminal event
     ended: dict[str, int] = {}
     for e in log:

@@ -361,15 +361,27 @@ class Router:
     def _tick(self) -> None:
         now = self.clock.now()
         timers = self._timers
-        if not self._firing:
+        if timers and timers[0][0] <= now and not self._firing:
             self._firing = True
+            requeued, released = self._requeued, self._released
             try:
                 while timers and timers[0][0] <= now:
-                    due, _, fn, arg = heapq.heappop(timers)
+                    due, _, fn, arg = timers[0]
+                    if fn is None:  # a lane: its head fires, the next takes its place
+                        lane = arg
+                        _, _, fn, arg = lane.popleft()
+                        if lane:
+                            head_due, head_seq, _, _ = lane[0]
+                            heapq.heapreplace(timers, (head_due, head_seq, None, lane))
+                        else:
+                            heapq.heappop(timers)
+                    else:
+                        heapq.heappop(timers)
                     if due > self.now:
                         self.now = due
                     fn(arg)
-                    self._settle()
+                    if requeued or released:
+                        self._settle()
             finally:
                 self._firing = False
         if now > self.now:
@@ -391,20 +403,13 @@ class Router:
         seq = next(self._seq)
         if lane is not None:
             if not lane:
-                heapq.heappush(self._timers, (due, seq, self._lane_due, lane))
+                heapq.heappush(self._timers, (due, seq, None, lane))  # None: a lane
                 lane.append((due, seq, fn, arg))
                 return
             if lane[-1][0] <= due:
                 lane.append((due, seq, fn, arg))
                 return
         heapq.heappush(self._timers, (due, seq, fn, arg))
-
-    def _lane_due(self, q: deque[tuple[float, int, Callable[[Any], None], Any]]) -> None:
-        _, _, fn, arg = q.popleft()
-        if q:
-            due, seq, _, _ = q[0]
-            heapq.heappush(self._timers, (due, seq, self._lane_due, q))
-        fn(arg)
 
     # ================================================================== reads
 
@@ -587,6 +592,8 @@ class Router:
             for profile in bucket.profiles:
                 if not profile.free.get(channel):
                     continue
+                if profile.dirty:
+                    self._flush(profile)
                 heap = profile.heap_index.get(heap_key) or self._heap(profile, channel, strategy)
                 if strategy.ring_all or strategy.scan:
                     for agent in _live_agents(heap, excluded):
@@ -654,15 +661,17 @@ class Router:
             now = self.now
             for channel in agent.free:
                 for bucket in by_channel.get(channel, ()):
-                    heap = bucket.heap
-                    if not heap:
-                        continue
-                    entry = heap[0]
-                    w: Waiting | None = entry[3]
-                    if w is None or w.version != entry[2]:
+                    tail = bucket.tail
+                    w: Waiting | None
+                    if tail and not bucket.heap:  # the usual case: all in arrival order
+                        entry = tail[0]
+                        w = entry[3]
+                        if w.version != entry[2]:
+                            w = bucket.head()
+                    else:
                         w = bucket.head()
-                        if w is None:
-                            continue
+                    if w is None:
+                        continue
                     if w.declined and agent_id in w.declined:
                         w = _head_excluding(bucket, agent_id)
                         if w is None:
@@ -899,7 +908,7 @@ class Router:
         w = Waiting(ix, queue, self._arrivals)
         self.active[ix.id] = w
         queue.waiting[ix.id] = w
-        self._stats(queue, e.at).on_offered()
+        (queue.stats if e.at < queue.stats_until else self._stats(queue, e.at)).on_offered()
         self._set_requirements(w)
         w.sla_deadline = self._after(queue, w.enqueued_at, queue.config.sla.seconds)
         self._at(w.sla_deadline, self._sla_due, w, queue.lanes.sla)
@@ -958,13 +967,16 @@ class Router:
         if ix.answered_at is None:
             ix.answered_at = e.at
             w.answered = True
-            self._stats(w.queue, e.at).on_answered(self._wait(w, e.at))
+            _today(w.queue, e.at, self).on_answered(self._wait(w, e.at))
         agent.work.add(ix.id)
         agent.answered += 1
         agent.missed_in_row = 0
         if ix.customer is not None:
             self.last_agent[ix.customer.id] = agent.id
-        self._touch(agent)
+        if e.offer_id is None:
+            self._touch(agent)
+        else:
+            self._rekey(agent)  # the offer held the capacity already
 
     def _on_requeued(self, e: ev.Requeued) -> None:
         w = self.active[e.interaction_id]
@@ -1000,7 +1012,7 @@ class Router:
     def _on_abandoned(self, e: ev.Abandoned) -> None:
         w = self.active[e.interaction_id]
         self._release_offers(w)
-        self._stats(w.queue, e.at).on_abandoned(self._wait(w, e.at))
+        _today(w.queue, e.at, self).on_abandoned(self._wait(w, e.at))
         self._end(w, S.ABANDONED, e.at)
 
     def _on_completed(self, e: ev.Completed) -> None:
@@ -1009,19 +1021,19 @@ class Router:
         w.ix.state = S.WRAP_UP
         w.ix.ended_at = e.wrap_up_until
         agent.talk_time += e.at - w.assigned_at
-        self._touch(agent)  # talk time is part of some strategies' keys: re-key the agent
+        self._rekey(agent)  # talk time is part of some strategies' keys
         self._at(e.wrap_up_until, self._wrap_up_due, (w, e.wrap_up_until), w.queue.lanes.wrap)
 
     def _on_wrap_up_ended(self, e: ev.WrapUpEnded) -> None:
         w = self.active[e.interaction_id]
-        self._stats(w.queue, e.at).on_completed(e.at - w.assigned_at)
+        _today(w.queue, e.at, self).on_completed(e.at - w.assigned_at)
         self._leave_agent(w, e.at)
         self._end(w, S.COMPLETED, e.at)
 
     def _on_closed(self, e: ev.Closed) -> None:
         w = self.active[e.interaction_id]
         self._release_offers(w)
-        self._stats(w.queue, e.at).closed += 1
+        _today(w.queue, e.at, self).closed += 1
         self._end(w, S.CLOSED, e.at)
 
     def _on_callback_requested(self, e: ev.CallbackRequested) -> None:
@@ -1062,7 +1074,7 @@ class Router:
     def _on_breached(self, e: ev.SlaBreached) -> None:
         w = self.active[e.interaction_id]
         w.breached = True
-        self._stats(w.queue, e.at).breached += 1
+        _today(w.queue, e.at, self).breached += 1
 
     def _on_agent_state(self, e: ev.AgentStateChanged) -> None:
         agent = self.agents[e.agent_id]
@@ -1168,20 +1180,47 @@ class Router:
             load, exclusive = agent.load, agent.exclusive
             channels = [c for c, n in capacity.items() if load.get(c, 0) < n and c not in exclusive]
         agent.free = channels
-        version = agent.version
-        heaps_by_channel = profile.heaps
         for channel in channels:
             free[channel] = free.get(channel, 0) + 1
             total[channel] = total.get(channel, 0) + 1
-            heaps = heaps_by_channel.get(channel)
-            if not heaps:
+        if channels and profile.heaps:
+            self._push_later(profile, agent)
+
+    def _rekey(self, agent: AgentStatus) -> None:
+        """The agent's counters changed but not what they can take: `_touch` without
+        recounting (stale their heap entries, push them again at the next match)."""
+        agent.version += 1
+        profile = agent.profile
+        if agent.free and profile is not None and profile.heaps:
+            self._push_later(profile, agent)
+
+    def _push_later(self, profile: Profile, agent: AgentStatus) -> None:
+        """Into the heaps when a match next reads them: an agent freed and busy again in
+        the same command (the usual case with contacts waiting) costs no heap push."""
+        dirty = profile.dirty
+        dirty.append(agent)
+        if len(dirty) > 2 * len(profile.agents) + 32:
+            self._flush(profile)
+
+    def _flush(self, profile: Profile) -> None:
+        """Push the agents that changed since the last match into the profile's heaps,
+        keyed as they are now, once each."""
+        dirty, profile.dirty = profile.dirty, []
+        heaps_by_channel = profile.heaps
+        limit = 4 * len(profile.agents) + 32
+        for agent in dirty:
+            version = agent.version
+            if agent.pushed == version or agent.profile is not profile:
                 continue
-            for strategy, heap in heaps:
-                heapq.heappush(heap, (strategy.agent_key(agent), agent.ordinal, version, agent))
-                if len(heap) > 4 * len(profile.agents) + 32:
-                    live = [x for x in heap if x[3].version == x[2]]
-                    heapq.heapify(live)
-                    heap[:] = live
+            agent.pushed = version
+            ordinal = agent.ordinal
+            for channel in agent.free:
+                for strategy, heap in heaps_by_channel.get(channel, ()):
+                    heapq.heappush(heap, (strategy.agent_key(agent), ordinal, version, agent))
+                    if len(heap) > limit:
+                        live = [x for x in heap if x[3].version == x[2]]
+                        heapq.heapify(live)
+                        heap[:] = live
 
     def _leave_profile(self, agent: AgentStatus) -> None:
         profile = agent.profile
@@ -1298,7 +1337,7 @@ class Router:
         w.preferred_until = 0.0
         entry = (w.order_key, w.seq, w.version, w)
         for bucket in w.buckets:
-            heapq.heappush(bucket.heap, entry)
+            bucket.push(entry)
 
     def _arm_segment(self, w: Waiting, at: float) -> None:
         w.segment_start = at
@@ -1448,11 +1487,9 @@ def _live_agents(heap: list[Any], excluded: set[str] | None) -> Iterator[AgentSt
 
 def _head_excluding(bucket: Bucket, agent_id: str) -> Waiting | None:
     """The first live interaction of a bucket that `agent_id` has not declined."""
-    heap = bucket.heap
     held = []
     found = None
-    while heap:
-        entry = heapq.heappop(heap)
+    while (entry := bucket.pop()) is not None:
         w = entry[3]
         if w.version != entry[2]:
             continue
@@ -1461,8 +1498,13 @@ def _head_excluding(bucket: Bucket, agent_id: str) -> Waiting | None:
             found = w
             break
     for entry in held:
-        heapq.heappush(heap, entry)
+        bucket.push(entry)
     return found
+
+
+def _today(queue: QueueRuntime, at: float, router: Router) -> QueueKpis:
+    """`router._stats(queue, at)`, without the call while the day lasts (hot path)."""
+    return queue.stats if at < queue.stats_until else router._stats(queue, at)
 
 
 def _day_of(queue: QueueRuntime, at: float) -> tuple[str, float]:

@@ -160,7 +160,6 @@ _body = msgspec.msgpack.Decoder(Body)
 
 #: Timer handlers whose argument is the interaction itself.
 _BY_WAITING = ("_sla_due", "_preference_due", "_closed_check")
-_NOT_SAVED = ("_lane_due", "_hours_changed")  # lanes are saved whole, with their queue
 _NOOP = "noop"  # a timer about an interaction that has ended: it would do nothing
 
 
@@ -256,7 +255,7 @@ def _dump(router: Router) -> bytes:
     active = router.active
     # Timers go by the order they were armed in: ranks, so equal states save equal bytes.
     # Opening hours are left out: a router built from the config arms its own.
-    loose = [t for t in router._timers if getattr(t[2], "__name__", "") not in _NOT_SAVED]
+    loose = [t for t in router._timers if t[2] is not None and t[2].__name__ != "_hours_changed"]
     loose.sort(key=lambda t: (t[0], t[1]))
     seqs = [t[1] for t in loose]
     for q in router.queues.values():
@@ -342,7 +341,7 @@ def _agent_rec(a: AgentStatus, active: dict[str, Waiting], now: float) -> AgentR
     return AgentRec(
         config=a.config,
         load=a.load,
-        work=list(a.work),
+        work=sorted(a.work),
         reserved=_reserved(a, active, now),
         **{name: getattr(a, name) for name in _AGENT_AS_IS},
     )
@@ -450,9 +449,11 @@ def _restore(r: Router, s: Body) -> None:
         if w.ix.state is InteractionState.WAITING and not w.preferred_until:
             entry = (w.order_key, w.seq, w.version, w)
             for bucket in w.buckets:
-                bucket.heap.append(entry)
+                bucket.heap.append(entry)  # (put in line just below)
     for bucket in r.buckets.values():
-        heapq.heapify(bucket.heap)
+        bucket.heap.sort()
+        bucket.tail.extend(bucket.heap)
+        bucket.heap.clear()
 
     for a in s.agents:
         agent = AgentStatus(a.config, a.ordinal, a.state_since)
@@ -522,7 +523,7 @@ def _restore(r: Router, s: Body) -> None:
             lane.extend((t.due, renumber(t.seq), *handler(t)) for t in saved)
             if lane:
                 due, seq, _, _ = lane[0]
-                timers.append((due, seq, r._lane_due, lane))
+                timers.append((due, seq, None, lane))
     for t in s.timers:
         timers.append((t.due, renumber(t.seq), *handler(t)))
     heapq.heapify(timers)

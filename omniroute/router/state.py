@@ -46,6 +46,7 @@ class AgentStatus:
         "ordinal",
         "presence",
         "profile",
+        "pushed",
         "reason",
         "reserved",
         "state_since",
@@ -73,6 +74,7 @@ class AgentStatus:
         self.talk_time = 0.0
         self.missed_in_row = 0
         self.version = 0
+        self.pushed = -1  # the version last pushed into the profile's heaps
         self.offers: dict[str, Any] = {}  # offer id -> PendingOffer
         self.work: set[str] = set()  # interactions assigned or in wrap-up
         self.reserved: list[Waiting] = []  # waiting for this agent as their preferred one
@@ -108,16 +110,17 @@ class AgentStatus:
 class Profile:
     """Agents with the same skills and queue membership: one eligibility check for all."""
 
-    __slots__ = ("agents", "free", "heap_index", "heaps", "id", "queues", "skills")
+    __slots__ = ("agents", "dirty", "free", "heap_index", "heaps", "id", "queues", "skills")
 
     def __init__(self, pid: int, skills: Mapping[str, int], queues: tuple[str, ...] | None):
         self.id = pid
         self.skills = dict(skills)
         self.queues = frozenset(queues) if queues is not None else None
         self.agents: dict[str, AgentStatus] = {}
-        # channel -> id(strategy) -> heap of (key, seq, version, agent)
-        # channel -> [(strategy, heap of (key, seq, version, agent))]
+        # channel -> [(strategy, heap of (key, ordinal, version, agent))], made when a
+        # match first needs one; agents who changed since wait in `dirty` until the next.
         self.heaps: dict[str, list[tuple[Any, list[Any]]]] = {}
+        self.dirty: list[AgentStatus] = []
         self.heap_index: dict[tuple[str, Any], list[Any]] = {}
         self.free: dict[str, int] = {}  # channel -> agents who can take one now
 
@@ -184,26 +187,52 @@ class Bucket:
         "pull_note",
         "queue",
         "requirement",
+        "tail",
     )
 
     def __init__(self, queue: QueueRuntime, channel: str, requirement: Mapping[str, int]):
         self.queue = queue
         self.channel = channel
         self.requirement = dict(requirement)
+        # Entries (order key, arrival seq, version, waiting) in line order. Arrivals come in
+        # order (same priority), so most go to the end of `tail` in O(1); one that goes
+        # back to an earlier place (a decline, a priority, an escalation) to `heap`.
+        self.tail: deque[tuple[float, int, int, Waiting]] = deque()
         self.heap: list[tuple[float, int, int, Waiting]] = []
         self.profiles: list[Profile] = []  # eligible profiles, kept by the router
         self.group_keys: dict[int, Any] = {}  # profile id -> strategy.group_key
         self.pull_note: str | None = None  # shared by every agent-free decision here
 
+    def push(self, entry: tuple[float, int, int, Waiting]) -> None:
+        tail = self.tail
+        if not tail or tail[-1] <= entry:
+            tail.append(entry)
+        else:
+            heapq.heappush(self.heap, entry)
+
     def head(self) -> Waiting | None:
         """The first live interaction, dropping stale entries on the way."""
-        heap = self.heap
+        tail, heap = self.tail, self.heap
+        while tail:
+            _, _, version, w = tail[0]
+            if w.version == version:
+                break
+            tail.popleft()
         while heap:
             _, _, version, w = heap[0]
             if w.version == version:
-                return w
+                break
             heapq.heappop(heap)
-        return None
+        if heap and (not tail or heap[0] < tail[0]):
+            return heap[0][3]
+        return tail[0][3] if tail else None
+
+    def pop(self) -> tuple[float, int, int, Waiting] | None:
+        """Take out the first entry, live or not."""
+        tail, heap = self.tail, self.heap
+        if heap and (not tail or heap[0] < tail[0]):
+            return heapq.heappop(heap)
+        return tail.popleft() if tail else None
 
 
 class Waiting:
