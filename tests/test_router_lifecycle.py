@@ -664,3 +664,26 @@ def test_bad_commands_name_the_thing() -> None:
 def test_unknown_strategy_is_named_at_start() -> None:
     with pytest.raises(RouterError, match='queue "q": unknown strategy "fastest"; installed: '):
         Kit([Queue(name="q", strategy="fastest")])
+
+
+def test_explain_says_who_holds_it_and_when_capacity_is_the_reason() -> None:
+    q = Queue(name="q")
+    kit = Kit([q], [agent("ana", capacity={"voice": 1, "webchat": 0})])
+    kit.router.set_presence("ana", Presence.READY)
+    kit.submit("chat", channel="webchat")
+    waiting = kit.router.explain("chat")
+    assert waiting["why"] == "1 ready matching agent(s) have no room left on webchat"
+    kit.submit("call")
+    offered = kit.router.explain("call")
+    assert offered["why"] == "offered to ana: waiting for an answer"
+    assert [o["agent"] for o in offered["offered_to"]] == ["ana"]
+    assert "why_waiting" not in offered["requirements"][0]
+    kit.router.accept(offered["offered_to"][0]["offer"])
+    assert kit.router.explain("call")["why"] == "assigned to ana"
+
+
+def test_a_skill_level_out_of_range_is_refused_at_submit() -> None:
+    kit = Kit([Queue(name="q")], [agent("ana")])
+    with pytest.raises(RouterError, match=r'"i1": skills.returns is 9; skill levels are integers'):
+        kit.router.submit(ix("i1", skills={"returns": 9}))
+    assert "i1" not in kit.router.active

@@ -165,6 +165,12 @@ class Router:
             )
         if interaction.id in self.active:
             raise RouterError(f'interaction "{interaction.id}" is already in the router')
+        for skill, level in interaction.skills.items():
+            if not (isinstance(level, int) and 1 <= level <= 5):
+                raise RouterError(
+                    f'interaction "{interaction.id}": skills.{skill} is {level!r}; '
+                    "skill levels are integers from 1 to 5"
+                )
         ix = msgspec_copy(interaction)
         ix.state = S.WAITING
         ix.created_at = ix.created_at or self.now
@@ -455,18 +461,33 @@ class Router:
         return self._stats(self.queues[queue], max(self.now, self.clock.now()))
 
     def explain(self, interaction_id: str) -> dict[str, Any]:
-        """Why an interaction is where it is: who could take it, and why nobody has."""
+        """Why an interaction is where it is: who holds it or is offered it, who could
+        take it, and why nobody has."""
         w = self.active.get(interaction_id)
         if w is None:
             raise RouterError(f'no active interaction "{interaction_id}"')
+        state = w.ix.state
         out: dict[str, Any] = {
             "interaction": w.id,
-            "state": w.ix.state.value,
+            "state": state.value,
             "queue": w.queue.name,
             "position": self.position(w.id),
         }
         if w.ix.agent:
             out["agent"] = w.ix.agent
+        if w.offers:
+            out["offered_to"] = [
+                {"agent": agent, "offer": oid, "expires_at": self.offers[oid].expires_at}
+                for agent, oid in w.offers.items()
+                if oid in self.offers
+            ]
+        if state is S.OFFERED:
+            names = ", ".join(o["agent"] for o in out.get("offered_to", []))
+            out["why"] = f"offered to {names}: waiting for an answer"
+        elif state is S.ASSIGNED:
+            out["why"] = f"assigned to {w.ix.agent}"
+        elif state is S.WRAP_UP:
+            out["why"] = f"{w.ix.agent} is wrapping up after the contact"
         requirements = []
         for bucket in w.buckets:
             agents = [a for p in bucket.profiles for a in p.agents.values()]
@@ -480,25 +501,31 @@ class Router:
                 by_activity[label] = by_activity.get(label, 0) + 1
             free = [a.id for a in agents if a.can_take(bucket.channel)]
             declined = sorted(w.declined & set(free)) if w.declined else []
+            full = by_activity.get("no room on " + bucket.channel, 0)
             if not agents:
                 why = "no agent has these skills"
+            elif not free and full:
+                why = f"{full} ready matching agent(s) have no room left on {bucket.channel}"
             elif not free:
                 why = "every matching agent is busy, not ready or offline"
             elif declined and len(declined) == len(free):
                 why = "the only free matching agents declined or missed it"
             else:
                 why = "an agent is free: it will be offered now"
-            requirements.append(
-                {
-                    "queue": bucket.queue.name,
-                    "channel": bucket.channel,
-                    "skills": bucket.requirement,
-                    "matching_agents": len(agents),
-                    "agents_by_state": by_activity,
-                    "why_waiting": why,
-                }
-            )
+            requirement = {
+                "queue": bucket.queue.name,
+                "channel": bucket.channel,
+                "skills": bucket.requirement,
+                "matching_agents": len(agents),
+                "agents_by_state": by_activity,
+            }
+            if state is S.WAITING:
+                requirement["why_waiting"] = why
+            requirements.append(requirement)
         out["requirements"] = requirements
+        if "why" not in out:
+            reasons = [r.get("why_waiting", "") for r in requirements]
+            out["why"] = reasons[0] if len(set(reasons)) == 1 else "; ".join(reasons)
         if w.ix.preferred_agent and w.preferred_until > self.now:
             out["reserved_for"] = w.ix.preferred_agent
         return out
