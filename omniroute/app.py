@@ -103,6 +103,7 @@ class App:
             strategies=strategies,
             selector=selectors[config.routing.queue_selection].factory(),
             routing=config.routing,
+            plugin_config=self.plugin_config,
         )
         #: The decoded `[store]` table (retention and snapshot settings apply to any store).
         self.store_config = store_config(config.store)

@@ -504,3 +504,51 @@ async def test_an_app_closes_only_the_store_it_opened(plugin_host: PluginHost) -
     async with App.from_dict(CONFIG, store=given, host=plugin_host).running() as a:
         await a.submit(contact(1))
     assert await given.last_seq() == 1
+
+
+class SeniorFirstSettings(msgspec.Struct, forbid_unknown_fields=True):
+    senior: list[str] = []
+
+
+class SeniorFirst:
+    """A strategy with settings: the agents named in [plugins.senior] go first."""
+
+    @hookimpl
+    def omniroute_config_sections(self) -> Iterator[ConfigSpec]:
+        yield ConfigSpec(section="senior", type=SeniorFirstSettings)
+
+    @hookimpl
+    def omniroute_strategies(self) -> Iterator[Any]:
+        from omniroute.router.strategy import BaseStrategy, StrategySpec
+
+        class Strategy(BaseStrategy):
+            name = "senior-first"
+
+            def __init__(self, settings: SeniorFirstSettings | None) -> None:
+                self.senior = (settings or SeniorFirstSettings()).senior
+
+            def agent_key(self, agent: Any) -> Any:
+                return (agent.id not in self.senior, agent.ordinal)
+
+        yield StrategySpec(
+            name="senior-first",
+            section="senior",
+            factory=lambda queue, routing, settings: Strategy(settings),
+        )
+
+
+@pytest.mark.anyio
+async def test_a_strategy_reads_its_own_plugin_section(
+    app: Callable[..., App], register_plugin: Callable[..., str], echo_channel: EchoChannel
+) -> None:
+    register_plugin(SeniorFirst(), name="senior-first")
+    config = {
+        **CONFIG,
+        "queues": [{"name": "support", "strategy": "senior-first"}],
+        "plugins": {"senior": {"senior": ["a2"]}},
+    }
+    async with app(config).running() as running:
+        for agent_id in ("a1", "a2"):
+            await running.set_presence(agent_id, Presence.READY)
+        await running.submit(contact(1, "support"))
+        assert [o.agent.id for o in running.router.offers.values()] == ["a2"]

@@ -72,6 +72,7 @@ class Router:
         strategies: Mapping[str, StrategySpec],
         selector: QueueSelector,
         routing: Routing | None = None,
+        plugin_config: Mapping[str, Any] | None = None,
     ) -> None:
         self._init_args: dict[str, Any] = {
             "queues": queues,
@@ -80,6 +81,7 @@ class Router:
             "strategies": strategies,
             "selector": selector,
             "routing": routing,
+            "plugin_config": plugin_config,
         }
         self.clock = clock
         self.routing = routing or Routing()
@@ -137,7 +139,11 @@ class Router:
                 raise RouterError(
                     f'queue "{queue.name}": unknown strategy "{queue.strategy}"; installed: {known}'
                 )
-            strategy = spec.factory(queue, self.routing)
+            if spec.section is None:
+                strategy = spec.factory(queue, self.routing)
+            else:  # a strategy with settings: its [plugins.<section>] table, decoded
+                settings = (plugin_config or {}).get(spec.section)
+                strategy = spec.factory(queue, self.routing, settings)
             calendar = Calendar(queue.hours) if queue.hours else None
             self.queues[queue.name] = QueueRuntime(queue, strategy, calendar)
             if calendar is not None:

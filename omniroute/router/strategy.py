@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 if TYPE_CHECKING:
-    from ..model import Queue, Routing
     from .state import AgentStatus, Waiting
 
 
@@ -90,11 +89,18 @@ class QueueSelector(Protocol):
 class StrategySpec(msgspec.Struct, frozen=True, kw_only=True):
     """Yielded by the `omniroute_strategies` hook. `factory(queue, routing)` returns the
     strategy a queue uses (`routing` is the `[routing]` section, e.g. for its seed): return
-    a shared instance when the strategy keeps no per-queue state."""
+    a shared instance when the strategy keeps no per-queue state.
+
+    A strategy with settings names its `[plugins.<section>]` table in `section` (the
+    plugin registers the table's Struct with `omniroute_config_sections`); it is then
+    built as `factory(queue, routing, settings)`, `settings` being the decoded table, or
+    None when the config has none.
+    """
 
     name: str
-    factory: Callable[[Queue, Routing], Strategy]
+    factory: Callable[..., Strategy]
     description: str = ""
+    section: str | None = None
 
 
 class QueueSelectorSpec(msgspec.Struct, frozen=True, kw_only=True):

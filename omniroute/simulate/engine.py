@@ -93,7 +93,7 @@ def run(
             config,
             queues=[msgspec.structs.replace(q, strategy=strategy) for q in config.queues],
         )
-    validate_with_host(config, host)
+    plugin_config = validate_with_host(config, host)
     if arrivals is None:
         if not simulation.traffic:
             raise SimulationError(
@@ -105,10 +105,12 @@ def run(
     fast = not _observer_hooks(host) and all(_timers_change_nothing(q) for q in config.queues)
     if fast:
         try:
-            return _Engine(config, host, simulation, fast=True).run(replayable, timeline, progress)
+            engine = _Engine(config, host, simulation, fast=True, plugin_config=plugin_config)
+            return engine.run(replayable, timeline, progress)
         except _LateOffer:
             pass  # a timer made an offer we did not expect: do it the exact way
-    return _Engine(config, host, simulation, fast=False).run(replayable, timeline, progress)
+    engine = _Engine(config, host, simulation, fast=False, plugin_config=plugin_config)
+    return engine.run(replayable, timeline, progress)
 
 
 def _timers_change_nothing(queue: Queue) -> bool:
@@ -158,7 +160,15 @@ class _QueueState:
 class _Engine:
     """One run. Not reusable: build one per run."""
 
-    def __init__(self, config: Config, host: Any, simulation: Simulation, *, fast: bool) -> None:
+    def __init__(
+        self,
+        config: Config,
+        host: Any,
+        simulation: Simulation,
+        *,
+        fast: bool,
+        plugin_config: dict[str, Any] | None = None,
+    ) -> None:
         self.config = config
         self.host = host
         self.simulation = simulation
@@ -176,6 +186,7 @@ class _Engine:
             strategies=strategies,
             selector=selectors[config.routing.queue_selection].factory(),
             routing=config.routing,
+            plugin_config=plugin_config,
         )
         self.queues = {q.name: _QueueState(q) for q in config.queues}
         self.agent_index = {a.id: i for i, a in enumerate(agents)}
