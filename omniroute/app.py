@@ -130,8 +130,8 @@ class App:
         self._written = 0  # events ever written
         self._writing: anyio.Event | None = None  # set when the append in flight is done
         self._since_snapshot = 0  # events written after the newest routing snapshot
-        # The timer loop's sleep, cancelled to wake it when an earlier deadline appears.
-        self._sleep: tuple[anyio.CancelScope, float | None] | None = None
+        # The timer loop's sleep: an event set to wake it when an earlier deadline appears.
+        self._sleep: tuple[anyio.Event, float | None] | None = None
         self._to_observers: MemoryObjectSendStream[ev.Event]
         self._for_observers: MemoryObjectReceiveStream[ev.Event]
         self._to_observers, self._for_observers = anyio.create_memory_object_stream[ev.Event](
@@ -538,10 +538,10 @@ class App:
         sleep = self._sleep
         if sleep is None:
             return  # not asleep: it reads the next deadline before sleeping again
-        scope, deadline = sleep
+        wake, deadline = sleep
         due = self.router.next_deadline()
         if due is not None and (deadline is None or due < deadline):
-            scope.cancel()
+            wake.set()
 
     async def _timer_loop(self) -> None:
         """Sleep on the Clock until the router's next deadline (or an earlier one appears),
@@ -549,12 +549,12 @@ class App:
         router = self.router
         while True:
             deadline = router.next_deadline()
-            with anyio.CancelScope() as scope:
-                self._sleep = (scope, deadline)
-                if deadline is None:
-                    await anyio.sleep_forever()
-                else:
-                    await self.clock.sleep_until(deadline)
+            wake = anyio.Event()  # set to wake early: no cancellation, no exception left
+            self._sleep = (wake, deadline)
+            if deadline is None:
+                await wake.wait()
+            else:
+                await self.clock.sleep_until(deadline, wake)
             self._sleep = None
             try:
                 router.advance()

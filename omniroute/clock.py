@@ -18,8 +18,10 @@ class Clock(Protocol):
         """Seconds since the epoch (may be virtual)."""
         ...
 
-    async def sleep_until(self, deadline: float) -> None:
-        """Return once `now() >= deadline`; cancellable like any anyio sleep."""
+    async def sleep_until(self, deadline: float, wake: anyio.Event | None = None) -> None:
+        """Return once `now() >= deadline`, or as soon as `wake` is set; cancellable
+        like any anyio sleep. (Waking through an event, not by cancelling, leaves no
+        exception behind: the app's timer loop is woken on every command.)"""
         ...
 
 
@@ -29,8 +31,12 @@ class RealClock:
     def now(self) -> float:
         return time.time()
 
-    async def sleep_until(self, deadline: float) -> None:
-        await anyio.sleep(max(0.0, deadline - time.time()))
+    async def sleep_until(self, deadline: float, wake: anyio.Event | None = None) -> None:
+        if wake is None:
+            await anyio.sleep(max(0.0, deadline - time.time()))
+            return
+        with anyio.move_on_after(max(0.0, deadline - time.time())):
+            await wake.wait()
 
 
 class VirtualClock:
@@ -70,15 +76,15 @@ class VirtualClock:
             self._gone.discard(heapq.heappop(sleepers)[1])
         return sleepers[0][0] if sleepers else None
 
-    async def sleep_until(self, deadline: float) -> None:
+    async def sleep_until(self, deadline: float, wake: anyio.Event | None = None) -> None:
         if deadline <= self._now:
             await anyio.lowlevel.checkpoint()
             return
-        woken = anyio.Event()
+        woken = wake if wake is not None else anyio.Event()
         seq = next(self._seq)
         heapq.heappush(self._sleepers, (deadline, seq, woken))
         try:
             await woken.wait()
         finally:
-            if not woken.is_set():  # cancelled: forget this sleeper
+            if self._now < deadline:  # woken early or cancelled: forget this sleeper
                 self._gone.add(seq)
