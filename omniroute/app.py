@@ -346,9 +346,15 @@ class App:
         """Record a message of a live interaction (a customer's, usually); durable when
         this returns, so a channel acknowledges its sender then."""
         self._live(message.interaction_id)
-        stamped = msgspec.structs.replace(message, at=message.at or self.clock.now())
-        await self._record(ev.MessageAdded(at=stamped.at, message=stamped))
-        return stamped
+        return await self._command(self.router.add_message, message)
+
+    async def add_note(self, kind: str, data: dict[str, Any]) -> ev.Note:
+        """Make a plugin's own fact durable in the event log (an email sent, a bounce
+        ignored): `kind` names it ("email.sent"), `data` is any JSON object. The router
+        ignores notes; a plugin finds its own again by reading the store after a restart."""
+        note = ev.Note(at=self.clock.now(), kind=kind, data=data)
+        await self._record(note)
+        return note
 
     async def send_message(
         self, interaction_id: str, sender: str, text: str, *, attachments: Sequence[str] = ()
@@ -368,7 +374,7 @@ class App:
             at=self.clock.now(),
             attachments=list(attachments),
         )
-        await self._record(ev.MessageAdded(at=message.at, message=message))
+        message = await self._command(self.router.add_message, message)
         try:
             await channel.deliver(ix, message)
         except Exception as exc:

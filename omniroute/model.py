@@ -77,7 +77,7 @@ class Message(msgspec.Struct, kw_only=True, gc=False):
     sender: str  # "customer", "agent:<id>" or "system"
     text: str = ""
     at: float = 0.0
-    attachments: list[str] = []
+    attachments: list[str] = []  # links to files (a channel's download route), or names
     attributes: dict[str, Any] = {}
 
 
@@ -103,6 +103,7 @@ class Interaction(msgspec.Struct, kw_only=True, gc=False):
     created_at: float = 0.0
     enqueued_at: float = 0.0
     answered_at: float | None = None
+    first_response_at: float | None = None  # an agent's (or supervisor's) first message
     ended_at: float | None = None
     agent: str | None = None
     callback: str | None = None  # the number to call back, once the customer chose a callback
@@ -148,11 +149,24 @@ Seconds = Annotated[float, msgspec.Meta(ge=0, description="seconds")]
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0, description="seconds")]
 
 
+class SlaMeasure(enum.StrEnum):
+    """What stops a contact's SLA clock."""
+
+    ANSWER = "answer"  # an agent accepts it (calls, chats)
+    FIRST_RESPONSE = "first_response"  # an agent's first message to the customer (email)
+
+
 class Sla(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """A service level: `target` share of contacts answered within `seconds` (80/20)."""
+    """A service level: `target` share of contacts answered within `seconds` (80/20).
+
+    `measure = "first_response"` counts a contact as answered when an agent first writes
+    to the customer rather than when one accepts it: the usual target for email, where
+    accepting a message tells the customer nothing.
+    """
 
     target: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
     seconds: Annotated[int, msgspec.Meta(gt=0)] = 20
+    measure: SlaMeasure = SlaMeasure.ANSWER
 
 
 class ActionKind(enum.StrEnum):

@@ -131,6 +131,25 @@ async def test_submit_returns_only_after_the_store_holds_it(app: MakeApp) -> Non
 
 
 @pytest.mark.anyio
+async def test_a_plugins_note_is_durable_when_add_note_returns(app: MakeApp) -> None:
+    store = GatedStore()
+    async with app(CONFIG, store=store).running() as running:
+        store.gate = anyio.Event()
+        notes: list[ev.Note] = []
+
+        async def note() -> None:
+            notes.append(await running.add_note("email.sent", {"message": "m-1"}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(note)
+            await anyio.wait_all_tasks_blocked()
+            assert notes == [] and len(store) == 0
+            store.gate.set()
+        (logged,) = of_type(await stored(store), ev.Note)
+        assert logged == notes[0] and logged.data == {"message": "m-1"}
+
+
+@pytest.mark.anyio
 async def test_concurrent_commands_are_logged_in_router_order_in_batches(app: MakeApp) -> None:
     store = GatedStore()
     async with app(CONFIG, store=store).running() as running:

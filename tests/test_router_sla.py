@@ -13,10 +13,13 @@ from omniroute.model import (
     EscalationStep,
     Hours,
     InteractionState,
+    Message,
     Presence,
     Queue,
     Sla,
+    SlaMeasure,
 )
+from omniroute.router.core import RouterError
 from omniroute.router.selectors import OldestFirst, PrioritySlaWait
 
 S = InteractionState
@@ -699,3 +702,63 @@ def test_explain_says_why_it_waits() -> None:
     kit.decline("t2", "b")
     (req,) = kit.router.explain("t2")["requirements"]
     assert req["why_waiting"] == "the only free matching agents declined or missed it"
+
+
+# ================================================================== first response
+
+
+def _first_response_kit() -> Kit:
+    queue = Queue(name="q", sla=Sla(seconds=60, measure=SlaMeasure.FIRST_RESPONSE))
+    return Kit([queue], [agent("a", capacity={"email": 5})])
+
+
+def _reply(kit: Kit, interaction_id: str, sender: str = "agent:a") -> None:
+    kit.router.add_message(Message(id=f"m-{kit.router.now}", interaction_id=interaction_id,
+                                   sender=sender, text="hello"))  # fmt: skip
+
+
+def test_first_response_sla_stops_at_the_agents_first_message_not_at_accepting() -> None:
+    kit = _first_response_kit()
+    kit.submit("mail", channel="email")
+    kit.accept("mail")  # accepted at once: not yet an answer for the customer
+    stats = kit.router.queue_stats("q")
+    assert stats.answered == 0
+    kit.advance(30)
+    _reply(kit, "mail", sender="customer")  # the customer writing again changes nothing
+    assert stats.answered == 0
+    kit.advance(10)
+    _reply(kit, "mail")
+    assert (stats.answered, stats.answered_within, stats.wait_answered) == (1, 1, 40.0)
+    assert kit.router.interaction("mail").first_response_at == T0 + 40
+    _reply(kit, "mail")  # a second reply is not a second answer
+    kit.advance(100)
+    assert stats.answered == 1 and kit.new(ev.SlaBreached) == []
+
+
+def test_first_response_sla_breaches_while_assigned_without_a_reply() -> None:
+    kit = _first_response_kit()
+    kit.submit("mail", channel="email")
+    kit.accept("mail")
+    kit.advance(60)
+    (breach,) = kit.new(ev.SlaBreached)
+    assert breach.interaction_id == "mail"
+    _reply(kit, "mail")
+    stats = kit.router.queue_stats("q")
+    assert (stats.answered, stats.answered_within, stats.breached) == (1, 0, 1)
+
+
+def test_answer_sla_is_unchanged_by_messages() -> None:
+    kit = Kit([Queue(name="q", sla=Sla(seconds=20))], [agent("a")])
+    kit.submit("chat", channel="webchat")
+    kit.advance(5)
+    kit.accept("chat")
+    _reply(kit, "chat")
+    stats = kit.router.queue_stats("q")
+    assert (stats.answered, stats.wait_answered) == (1, 5.0)
+    assert kit.router.interaction("chat").first_response_at == T0 + 5
+
+
+def test_a_message_for_an_unknown_interaction_is_refused() -> None:
+    kit = _first_response_kit()
+    with pytest.raises(RouterError, match="no active interaction"):
+        _reply(kit, "nope")

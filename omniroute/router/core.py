@@ -33,9 +33,11 @@ from ..model import (
     Explanation,
     Interaction,
     InteractionState,
+    Message,
     Presence,
     Queue,
     Routing,
+    SlaMeasure,
 )
 from .hours import Calendar
 from .snapshot import dump, load, paused_gc
@@ -127,6 +129,7 @@ class Router:
             ev.AgentStateChanged: self._on_agent_state,
             ev.AgentConfigured: self._on_agent_configured,
             ev.AgentRemoved: self._on_agent_removed,
+            ev.MessageAdded: self._on_message,
             # Events for observers only: nothing in the router changes.
             ev.CallbackOffered: _nothing,
             ev.SlaAtRisk: _nothing,
@@ -312,6 +315,17 @@ class Router:
         self._emit(ev.Assigned(at=self.now, interaction_id=w.id, agent_id=agent_id))
         self._settle()
         return w.ix
+
+    def add_message(self, message: Message) -> Message:
+        """Record a message of a live interaction. An agent's first one is the
+        interaction's first response (what stops the SLA clock of a queue measured by
+        `first_response`)."""
+        self._tick()
+        if message.interaction_id not in self.active:
+            raise RouterError(f'no active interaction "{message.interaction_id}"')
+        stamped = msgspec.structs.replace(message, at=message.at or self.now)
+        self._emit(ev.MessageAdded(at=self.now, message=stamped))
+        return stamped
 
     def request_callback(self, interaction_id: str, number: str) -> None:
         """The customer chose a callback: they hang up but keep their place in line."""
@@ -885,7 +899,12 @@ class Router:
         self._match(w, "escalation")
 
     def _sla_due(self, w: Waiting) -> None:
-        if w.ix.state in (S.WAITING, S.OFFERED) and not w.answered and not w.breached:
+        state = w.ix.state
+        if w.queue.config.sla.measure is SlaMeasure.FIRST_RESPONSE:
+            pending = state in (S.WAITING, S.OFFERED, S.ASSIGNED)  # no one wrote back yet
+        else:
+            pending = state in (S.WAITING, S.OFFERED)
+        if pending and not w.answered and not w.breached:
             self._emit(ev.SlaBreached(at=self.now, interaction_id=w.id, queue=w.queue.name))
 
     def _max_wait_due(self, pair: tuple[Waiting, float]) -> None:
@@ -999,8 +1018,9 @@ class Router:
         w.assigned_at = e.at
         if ix.answered_at is None:
             ix.answered_at = e.at
-            w.answered = True
-            _today(w.queue, e.at, self).on_answered(self._wait(w, e.at))
+            if w.queue.config.sla.measure is SlaMeasure.ANSWER:
+                w.answered = True
+                _today(w.queue, e.at, self).on_answered(self._wait(w, e.at))
         agent.work.add(ix.id)
         agent.answered += 1
         agent.missed_in_row = 0
@@ -1010,6 +1030,17 @@ class Router:
             self._touch(agent)
         else:
             self._rekey(agent)  # the offer held the capacity already
+
+    def _on_message(self, e: ev.MessageAdded) -> None:
+        w = self.active.get(e.message.interaction_id)
+        if w is None or w.ix.first_response_at is not None:
+            return
+        if not e.message.sender.startswith(("agent:", "supervisor:")):
+            return
+        w.ix.first_response_at = e.at
+        if w.queue.config.sla.measure is SlaMeasure.FIRST_RESPONSE and not w.answered:
+            w.answered = True
+            _today(w.queue, e.at, self).on_answered(self._wait(w, e.at))
 
     def _on_requeued(self, e: ev.Requeued) -> None:
         w = self.active[e.interaction_id]

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ..app import App
     from .auth import Auth
 
-__all__ = ["ENDPOINTS", "ApiError", "Call", "Endpoint"]
+__all__ = ["ENDPOINTS", "ApiError", "Call", "Endpoint", "readable"]
 
 PUBLIC: Role | None = None  # `role` of endpoints anyone may call
 
@@ -452,18 +452,31 @@ def _live(app: App, interaction_id: str) -> Interaction:
     return ix
 
 
-def _readable(call: Call, interaction_id: str) -> Interaction:
-    """The interaction, if the caller may see it; agents only their own (404 otherwise,
-    so an agent cannot probe which ids exist)."""
-    ix = _live(call.app, interaction_id)
-    if call.me.has(Role.SUPERVISOR):
+def readable(app: App, principal: Principal, interaction_id: str) -> Interaction | None:
+    """The live interaction if `principal` may see it, else None: supervisors see every
+    one, agents only those offered or assigned to them. Plugins' routes use it to guard
+    what belongs to an interaction (an email's attachments) exactly as the API does."""
+    try:
+        ix = _live(app, interaction_id)
+    except ApiError:
+        return None
+    if principal.has(Role.SUPERVISOR):
         return ix
-    agent_id = call.me.id
-    if agent_id in call.app.router.agents:
-        status = call.app.router.agent(agent_id)
+    agent_id = principal.id
+    if agent_id in app.router.agents:
+        status = app.router.agent(agent_id)
         if ix.id in status.work or any(o.waiting.id == ix.id for o in status.offers.values()):
             return ix
-    raise ApiError(404, f'no live interaction "{interaction_id}"')
+    return None
+
+
+def _readable(call: Call, interaction_id: str) -> Interaction:
+    """The interaction, if the caller may see it (404 otherwise, so an agent cannot probe
+    which ids exist)."""
+    ix = readable(call.app, call.me, interaction_id)
+    if ix is None:
+        raise ApiError(404, f'no live interaction "{interaction_id}"')
+    return ix
 
 
 def _acting_agent(call: Call, ix: Interaction) -> str | None:

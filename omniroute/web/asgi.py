@@ -278,7 +278,8 @@ def _plugin_route(auth: Auth, spec: Any) -> BaseRoute:
 
     async def guarded(request: Request) -> Response:
         try:
-            _authorise(auth, request, role)
+            # The caller (None on public routes), for the endpoint's own checks.
+            request.state.principal = _authorise(auth, request, role)
         except ApiError as exc:
             return JSONResponse({"error": exc.error, "where": None}, status_code=exc.status)
         response: Response = await endpoint(request)
