@@ -12,16 +12,23 @@ the log order is the router's order and a slow store sees fewer, larger appends.
 
 If an append fails, the router already holds state the log lacks; the app stops
 (fail-stop) and `run` raises StoreError, so a restart rebuilds from the log.
+
+In a cluster (several nodes on PostgreSQL, omniroute.cluster) the same App has a role.
+A follower keeps a read model (a replica router that only applies the committed log, the
+conversations, the live subscribers) and sends every command to the leader; the leader
+routes. `lead()` promotes a follower for as long as its node holds leadership, and a
+leader whose append fails goes back to following instead of stopping.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -38,7 +45,7 @@ from .router.core import Router, RouterError, SnapshotError
 from .specs import Channel
 from .store import Purging, Store, StoreError, open_store, store_config
 
-__all__ = ["HOOKS_BY_EVENT", "App", "DeliveryError", "RouterError"]
+__all__ = ["HOOKS_BY_EVENT", "App", "Cluster", "DeliveryError", "RouterError"]
 
 logger = logging.getLogger("omniroute.app")
 
@@ -64,6 +71,21 @@ class DeliveryError(Exception):
     """A channel could not deliver a message (it is stored in the conversation anyway)."""
 
 
+class Cluster(Protocol):
+    """What an App that follows needs from its cluster (omniroute.cluster.Node is one)."""
+
+    async def forward(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, int | None]:
+        """Run router command `name` on the leader; its result (or its error, raised)
+        and the sequence number of its last event, once that is committed."""
+        ...
+
+    def tail(self, since: int) -> AsyncIterator[tuple[int, ev.Event]]:
+        """The committed events after `since`, then each new one, forever."""
+        ...
+
+
 class App:
     """One contact center: what `omniroute serve` runs, and what tests and embedders build.
 
@@ -82,29 +104,31 @@ class App:
         clock: Clock | None = None,
         store: Store | None = None,
         host: PluginHost | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock if clock is not None else RealClock()
         self.host = host if host is not None else PluginHost()
-        strategies = self.host.strategies()
-        selectors = self.host.queue_selectors()
+        self._strategies = self.host.strategies()
+        self._selectors = self.host.queue_selectors()
         sections = {name: spec.type for name, spec in self.host.config_sections().items()}
         #: Decoded `[plugins.NAME]` sections, by name (only those present in the config).
         self.plugin_config: dict[str, Any] = validate_with_plugins(
             config,
-            strategies=strategies,
-            queue_selectors=selectors,
+            strategies=self._strategies,
+            queue_selectors=self._selectors,
             config_sections=sections,
         )
-        self.router = Router(
-            queues=config.queues,
-            agents=config.agents,
-            clock=self.clock,
-            strategies=strategies,
-            selector=selectors[config.routing.queue_selection].factory(),
-            routing=config.routing,
-            plugin_config=self.plugin_config,
-        )
+        #: The routing state. On a follower, a replica that only applies the log.
+        self.router = self._new_router()
+        self._cluster = cluster
+        self._leading = cluster is None
+        #: Sequence number of the last event this app wrote or applied (its read model).
+        self.seq = 0
+        self._advanced = anyio.Event()  # set (and replaced) each time `seq` moves
+        self._follow_scope: anyio.CancelScope | None = None
+        self._term_scope: anyio.CancelScope | None = None  # a cluster leader's routing
+        self._discarded: list[tuple[int, int]] = []  # staged counts lost at a demotion
         #: The decoded `[store]` table (retention and snapshot settings apply to any store).
         self.store_config = store_config(config.store)
         self._owns_store = store is None
@@ -144,6 +168,24 @@ class App:
         """An app from an already parsed config document (tests build apps this way)."""
         return cls(from_dict(data), **kwargs)
 
+    def _new_router(self) -> Router:
+        config = self.config
+        return Router(
+            queues=config.queues,
+            agents=config.agents,
+            clock=self.clock,
+            strategies=self._strategies,
+            selector=self._selectors[config.routing.queue_selection].factory(),
+            routing=config.routing,
+            plugin_config=self.plugin_config,
+        )
+
+    @property
+    def role(self) -> str:
+        """ "leader" (routes: always so on one node) or "follower" (a cluster node that
+        reads a replica and sends commands to the leader)."""
+        return "leader" if self._leading else "follower"
+
     # ------------------------------------------------------------------ lifecycle
 
     async def run(
@@ -156,7 +198,10 @@ class App:
         self._started = True
         try:
             await self.host.notify("omniroute_startup", app=self)
-            await self._restore()
+            if self._cluster is None:
+                await self._restore()
+            else:
+                await self._restore_replica()
             self._build_channels()
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
@@ -164,10 +209,10 @@ class App:
                 tg.start_soon(self._observe, name="omniroute observers")
                 if self._conversations_backlog is not None:
                     tg.start_soon(self._load_conversations, name="omniroute conversations")
-                tg.start_soon(self._timer_loop, name="omniroute timers")
-                retention = self.store_config.retention_days
-                if retention is not None and isinstance(self.store, Purging):
-                    tg.start_soon(self._retention_loop, retention, name="omniroute retention")
+                if self._cluster is None:
+                    self._start_routing(tg)
+                else:
+                    tg.start_soon(self._follow, name="omniroute follower")
                 for name, channel in self.channels.items():
                     tg.start_soon(self._run_channel, name, channel, name=f"channel {name}")
                 task_status.started()
@@ -198,6 +243,13 @@ class App:
                 raise group.exceptions[0] from None
             raise
 
+    def _start_routing(self, tg: anyio.abc.TaskGroup) -> None:
+        """The leader's own tasks: timers and retention."""
+        tg.start_soon(self._timer_loop, name="omniroute timers")
+        retention = self.store_config.retention_days
+        if retention is not None and isinstance(self.store, Purging):
+            tg.start_soon(self._retention_loop, retention, name="omniroute retention")
+
     def _build_channels(self) -> None:
         """The adapters of the channels the config enables (`[plugins.NAME]`), built
         before any runs, so that a channel's config error stops the start as itself."""
@@ -209,6 +261,22 @@ class App:
         """Rebuild routing state from the newest snapshot and the events after it (the
         whole log when there is no usable snapshot), then write what resuming decided
         (offers to agents freed meanwhile, timers that fell due while the app was down)."""
+        events = await self._load(self.router, follow=False, fold=True)
+        await self._flush(self._stage(self.router.drain()))
+        # Counted after resuming's own write, so that a long replay makes the first
+        # write after start-up take a snapshot, not the start-up itself.
+        self._since_snapshot += len(events)
+
+    async def _restore_replica(self) -> None:
+        """A follower's start: its replica and conversations from the log, nothing written."""
+        await self._load(self.router, follow=True, fold=True)
+
+    async def _load(self, router: Router, *, follow: bool, fold: bool) -> list[ev.Event]:
+        """Bring `router` to the log's state from the newest snapshot and the events after
+        it (the whole log without a usable snapshot), routing (`rebuild`) or as a replica
+        (`follow`); with `fold`, the conversations too. `seq` is then the log's end.
+        Returns the events read."""
+        replay = router.follow if follow else router.rebuild
         snapshot = await self.store.load_snapshot()
         since = 0
         if snapshot is not None:
@@ -216,7 +284,7 @@ class App:
             stored = [item async for item in self.store.read(since)]
             events = [event for _, event in stored]
             try:
-                self.router.rebuild(events, snapshot=data)
+                replay(events, snapshot=data)
             except SnapshotError as exc:  # raised before any event applied
                 logger.warning(
                     "the routing snapshot after event %d cannot be used (%s); "
@@ -230,23 +298,23 @@ class App:
             stored = [item async for item in self.store.read()]
             events = [event for _, event in stored]
             try:
-                self.router.rebuild(events)
+                replay(events)
             except Exception as exc:
                 exc.add_note(
                     f"while rebuilding routing state from {len(events)} stored events; "
                     "does the config still name every queue and agent they refer to?"
                 )
                 raise
-        if snapshot is None:  # the whole log is at hand: fold the conversations now
+        if not fold:
+            pass
+        elif snapshot is None:  # the whole log is at hand: fold the conversations now
             for event in events:
                 self.conversations.apply(event)
         else:  # fold them from the whole log in the background, routing meanwhile
             self._conversations_backlog = []
             self._conversations_upto = stored[-1][0] if stored else since
-        await self._flush(self._stage(self.router.drain()))
-        # Counted after resuming's own write, so that a long replay makes the first
-        # write after start-up take a snapshot, not the start-up itself.
-        self._since_snapshot += len(events)
+        self._advance(stored[-1][0] if stored else since)
+        return events
 
     async def _load_conversations(self) -> None:
         """Fold conversations from the whole log (a restart from a snapshot read only
@@ -345,16 +413,13 @@ class App:
     async def add_message(self, message: Message) -> Message:
         """Record a message of a live interaction (a customer's, usually); durable when
         this returns, so a channel acknowledges its sender then."""
-        self._live(message.interaction_id)
         return await self._command(self.router.add_message, message)
 
     async def add_note(self, kind: str, data: dict[str, Any]) -> ev.Note:
         """Make a plugin's own fact durable in the event log (an email sent, a bounce
         ignored): `kind` names it ("email.sent"), `data` is any JSON object. The router
         ignores notes; a plugin finds its own again by reading the store after a restart."""
-        note = ev.Note(at=self.clock.now(), kind=kind, data=data)
-        await self._record(note)
-        return note
+        return await self._command(self.router.add_note, kind, data)
 
     async def send_message(
         self, interaction_id: str, sender: str, text: str, *, attachments: Sequence[str] = ()
@@ -371,7 +436,6 @@ class App:
             interaction_id=interaction_id,
             sender=sender,
             text=text,
-            at=self.clock.now(),
             attachments=list(attachments),
         )
         message = await self._command(self.router.add_message, message)
@@ -388,16 +452,22 @@ class App:
             raise RouterError(f'interaction "{interaction_id}" has ended ({ix.state.value})')
         return ix
 
-    async def _record(self, event: ev.Event) -> None:
-        """Make an event the router does not fold durable, in log order with the rest."""
-        if self._failure is not None:
-            raise self._failure
+    async def _command(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a router command and return once its events are durable: here when this
+        app leads, else on the leader (then once this app's replica has applied them,
+        so that what the caller reads next includes them)."""
+        if self._leading:
+            return await self._here(command, *args, **kwargs)
         if not self._running:
             raise RuntimeError("the app is not running: `await tg.start(app.run)` first")
-        await self._flush(self._stage([event]))
+        assert self._cluster is not None
+        result, seq = await self._cluster.forward(command.__name__, args, kwargs)
+        if seq is not None:
+            await self.caught_up(seq)
+        return cast(T, result)
 
-    async def _command(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a router command and return once its events are durable.
+    async def _here(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a router command on this app's router, which must be routing.
 
         Events are drained even when the command raises: timers it fired first
         changed the state, so their events must reach the log before the error does.
@@ -406,6 +476,11 @@ class App:
             raise self._failure
         if not self._running:
             raise RuntimeError("the app is not running: `await tg.start(app.run)` first")
+        if not self._leading:
+            raise StoreError("this node stopped leading: the command was not run; retry it")
+        owner = getattr(command, "__self__", None)
+        if isinstance(owner, Router) and owner is not self.router:  # taken before a takeover
+            command = getattr(self.router, command.__name__)
         try:
             return command(*args, **kwargs)
         finally:
@@ -434,6 +509,7 @@ class App:
         not leave them out of the log.
         """
         if self._written >= target:
+            self._check_written(target)
             return
         with anyio.CancelScope(shield=True):
             while self._written < target:
@@ -452,6 +528,7 @@ class App:
                     raise self._fail(exc, len(batch)) from exc
                 else:
                     self._written += len(batch)
+                    self._advance(seq)
                     self._publish(batch)
                 finally:
                     self._writing = None
@@ -462,6 +539,12 @@ class App:
                     self._task_group.start_soon(self._save_snapshot, seq, snapshot)
                 else:  # restoring, or stopping: no task group to run it
                     await self._save_snapshot(seq, snapshot)
+        self._check_written(target)
+
+    def _check_written(self, target: int) -> None:
+        """Raise if staged event `target` was dropped when this node stopped leading."""
+        if any(lo < target <= hi for lo, hi in self._discarded):
+            raise StoreError("this node stopped leading before the command was written; retry it")
 
     def _snapshot_due(self, batch: int) -> bytes | None:
         """The router's state if a snapshot is due with this batch, else None.
@@ -500,6 +583,11 @@ class App:
         )
         failure.__cause__ = exc
         self._failure = failure
+        if self._cluster is not None:  # a cluster leader: back to following (`lead`)
+            logger.warning("%s", failure)
+            if self._term_scope is not None:
+                self._term_scope.cancel()
+            return failure
         logger.critical("%s", failure)
         if self._task_group is not None:
             self._task_group.cancel_scope.cancel()
@@ -508,12 +596,14 @@ class App:
     def _publish(self, events: Sequence[ev.Event]) -> None:
         """Hand durable events to the observer task and to live subscribers; never blocks."""
         backlog = self._conversations_backlog
+        observe = self._leading  # plugins observe on the node that routes
         for event in events:
             if backlog is None:
                 self.conversations.apply(event)
             else:
                 backlog.append(event)
-            self._to_observers.send_nowait(event)
+            if observe:
+                self._to_observers.send_nowait(event)
         self._to_subscribers(events)
 
     def announce(self, event: ev.Event) -> None:
@@ -536,6 +626,100 @@ class App:
                 self._subscribers.remove(subscriber)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._subscribers.remove(subscriber)  # the consumer went away
+
+    # ------------------------------------------------------------------ cluster roles
+
+    def _advance(self, seq: int) -> None:
+        if seq > self.seq:
+            self.seq = seq
+            self._advanced.set()
+            self._advanced = anyio.Event()
+
+    async def caught_up(self, seq: int, timeout: float = 10.0) -> None:
+        """Wait until this app's read model includes event `seq` (at most `timeout` s:
+        a follower cut off from the log answers stale rather than never)."""
+        with anyio.move_on_after(timeout):
+            while self.seq < seq:
+                await self._advanced.wait()
+
+    def _apply_followed(self, seq: int, event: ev.Event) -> None:
+        """One committed event into the read model, then to the live subscribers."""
+        self.router.follow((event,))
+        self._advance(seq)
+        self._publish((event,))
+
+    async def _follow(self) -> None:
+        """A follower's read model follows the committed log, until it leads."""
+        assert self._cluster is not None
+        with anyio.CancelScope() as scope:
+            self._follow_scope = scope
+            async for seq, event in self._cluster.tail(self.seq):
+                self._apply_followed(seq, event)
+        if self._follow_scope is scope:
+            self._follow_scope = None
+
+    async def lead(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Route (a cluster node that took leadership, its store fenced to its epoch),
+        until cancelled; then, or when an append fails (a newer leader fenced it), follow
+        again. Promotion reads the log to its end (the replica's lag), then rebuilds the
+        router exactly from the newest snapshot and the log, as a restart does."""
+        if self._cluster is None or not self._running or self._task_group is None:
+            raise RuntimeError("lead() is for a running App of a cluster node")
+        if self._follow_scope is not None:
+            self._follow_scope.cancel()
+            self._follow_scope = None
+        try:
+            async for seq, event in self.store.read(self.seq):
+                self._apply_followed(seq, event)
+            router = self._new_router()
+            events = await self._load(router, follow=False, fold=False)
+            self.router, self._leading = router, True
+            await self._flush(self._stage(router.drain()))
+            self._since_snapshot = len(events)
+            async with anyio.create_task_group() as tg:
+                self._term_scope = tg.cancel_scope
+                self._start_routing(tg)
+                task_status.started()
+        finally:
+            self._term_scope = None
+            with anyio.CancelScope(shield=True):
+                await self._follow_again()
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    async def _follow_again(self) -> None:
+        """Stop routing: drop what was not written (its callers get a StoreError), let an
+        append in flight end, and rebuild the replica from the log."""
+        self._leading = False
+        while self._writing is not None:
+            await self._writing.wait()
+        if self._pending or self._written < self._staged:
+            self._discarded.append((self._written, self._staged))
+        self._pending = []
+        self._written = self._staged
+        sleep = self._sleep
+        if sleep is not None:
+            sleep[0].set()
+        replica = self._new_router()
+        upto = self.seq
+        try:
+            await self._load(replica, follow=True, fold=False)
+            async for seq, event in self.store.read(upto):  # what a newer leader wrote
+                if seq > self.seq:
+                    break
+                self._publish((event,))
+        except Exception as exc:  # no read model to serve: stop, as a single node would
+            self._failure = StoreError(f"cannot follow the log again after leading: {exc!r}")
+            if self._task_group is not None:
+                self._task_group.cancel_scope.cancel()
+            raise self._failure from exc
+        self.router = replica
+        if self._task_group is not None and self._running:
+            with contextlib.suppress(RuntimeError):  # the app is stopping
+                self._task_group.start_soon(self._follow, name="omniroute follower")
 
     # ------------------------------------------------------------------ timers
 

@@ -1,10 +1,13 @@
-"""Several omniroute nodes on one PostgreSQL database: one routes, every one takes commands.
+"""Several omniroute nodes on one PostgreSQL database: one routes, every one serves.
 
+* Every node runs one `App` (channels, web API, live events) whose role is follower or
+  leader. A follower's App keeps a read model from the committed log (`tail`) and sends
+  its commands to the leader.
 * Leadership: each node that may route campaigns for a PostgreSQL advisory lock, held by
   a session of its own (`pg_try_advisory_lock`). The holder increments the leadership
-  epoch, fences its store to that epoch, rebuilds the router from the log (an `App` on
-  the shared store) and routes. When its session ends (the process died, the network
-  went away) PostgreSQL releases the lock and another node takes it.
+  epoch, fences its store to that epoch, promotes its App (`App.lead`: rebuilt from the
+  snapshot and the log) and routes. When its session ends (the process died, the
+  network went away) PostgreSQL releases the lock and another node takes it.
 * Fencing: every append of the leader checks, in its own statement, that the epoch is
   still its own (see omniroute.store.postgres), so a deposed leader cannot write once a
   new one has taken over; the new leader reads the log only after its increment.
@@ -64,6 +67,10 @@ COMMANDS = (
     "assign",
     "request_callback",
     "set_presence",
+    "upsert_agent",
+    "remove_agent",
+    "add_message",
+    "add_note",
 )
 
 #: Errors a forwarded command may end with that the caller gets back as themselves.
@@ -101,8 +108,8 @@ class Node:
 
     Run it (`await tg.start(node.run)` or `async with node.running():`); then call the
     command methods (`submit`, `accept`... as on App) whether it leads or not. `app` is
-    the running App while this node leads (its router is the routing state), else None;
-    `tail()` follows the event log from any node.
+    this node's App, running in either role (`is_leader` says which); serve it (web
+    API, channels) on every node. `tail()` follows the event log from any node.
 
     `lead=False` makes a node that never routes (a web or channel front end).
     `election_interval` is how often a follower tries the lock and the leader checks its
@@ -134,8 +141,8 @@ class Node:
         self.poll_interval = poll_interval
         self.host = host
         self.clock = clock
-        #: The running App while this node leads.
-        self.app: App | None = None
+        #: This node's App: a follower, or the leader while this node leads.
+        self.app = App(config, store=self.store, host=host, clock=clock, cluster=self)
         #: Wall-clock time when this node last started routing (App running, commands
         #: taken), for takeover measurements.
         self.leading_since: float | None = None
@@ -177,6 +184,7 @@ class Node:
             self._control = await self.store.open_connection()
             async with anyio.create_task_group() as tg:
                 await tg.start(self._listen)
+                await tg.start(self.app.run)  # a follower until it leads
                 if self.lead:
                     tg.start_soon(self._campaign)
                 task_status.started()
@@ -197,7 +205,7 @@ class Node:
 
     @property
     def is_leader(self) -> bool:
-        return self.app is not None
+        return self.app.role == "leader"
 
     async def leadership(self) -> Leadership:
         """The leadership row: the current epoch and the node that took it."""
@@ -260,21 +268,17 @@ class Node:
         return conn
 
     async def _lead(self, conn: psycopg.AsyncConnection[Any], epoch: int) -> None:
-        """Route until the lock session fails or the App stops (a fenced append)."""
+        """Route until the lock session fails or an append is fenced (the App follows
+        again then)."""
         self.store.fence(epoch)
-        app = App(self.config, store=self.store, host=self.host, clock=self.clock)
         logger.info("node %s leads (epoch %d): rebuilding routing from the log", self.name, epoch)
-        try:
-            async with anyio.create_task_group() as tg:
-                await tg.start(app.run)
-                tg.start_soon(self._watch, conn)
-                await tg.start(self._execute_commands, app, epoch)
-                self.app = app
-                self.leading_since = time.time()
-                for callback in self._on_lead:
-                    callback(self)
-        finally:
-            self.app = None
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.app.lead)
+            tg.start_soon(self._watch, conn)
+            await tg.start(self._execute_commands, self.app, epoch)
+            self.leading_since = time.time()
+            for callback in self._on_lead:
+                callback(self)
 
     async def _watch(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Check the lock session every `election_interval`; raise once it is gone."""
@@ -316,17 +320,12 @@ class Node:
 
     async def _execute(self, app: App, cid: str, name: str, args: str) -> None:
         store = self.store
-        try:
-            call = _bind(app.router, name, args)
-        except Exception as exc:
-            await store.finish_commands([(cid, _error(exc))])
-            return
         outcome: list[bytes] = []
 
         def run() -> None:
             """The router call, and its result attached to its last event, in one step."""
             try:
-                outcome.append(_ok(call()))
+                outcome.append(_ok(_bind(app.router, name, args)()))
             except Exception as exc:
                 outcome.append(_error(exc))
             outbox = app.router.outbox
@@ -335,7 +334,7 @@ class Node:
                 outcome.append(b"attached")
 
         try:
-            await app._command(run)  # durable when it returns, like App's own commands
+            await app._here(run)  # durable when it returns, like App's own commands
         except (StoreError, RuntimeError) as exc:
             # The app stops (fenced, store down): the command stays pending unless its
             # append committed, and the next leader runs it then.
@@ -347,16 +346,20 @@ class Node:
     # ------------------------------------------------------------------ commands
 
     async def command(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Run App command `name` on the leader: here if this node leads, else through
-        the commands table. Returns what App returns; raises what it raises."""
+        """Run App command `name` on the leader (the App sends it there unless this node
+        leads). Returns what App returns; raises what it raises."""
         if name not in COMMANDS:
             raise ValueError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)}")
-        app = self.app
-        if app is not None:
-            return await getattr(app, name)(*args, **kwargs)
-        return await self._forward(name, args, kwargs)
+        return await getattr(self.app, name)(*args, **kwargs)
 
-    async def _forward(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def forward(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, int | None]:
+        """Run router command `name` on the leader through the commands table; its result
+        and the sequence number its events reached (None if it wrote none). Raises the
+        command's error as itself, or CommandTimeout (a StoreError)."""
+        if name not in COMMANDS:
+            raise ValueError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)}")
         cid = uuid.uuid4().hex
         waiter = self._waiters[cid] = anyio.Event()
         try:
@@ -379,11 +382,12 @@ class Node:
                     await waiter.wait()
                 waiter = self._waiters[cid] = anyio.Event()
                 rows = await self._query(
-                    "SELECT result::text FROM {commands} WHERE id = %(id)s AND done_at IS NOT NULL",
+                    "SELECT result::text, seq FROM {commands}"
+                    " WHERE id = %(id)s AND done_at IS NOT NULL",
                     {"id": cid},
                 )
                 if rows:
-                    return _result(name, rows[0][0])
+                    return _result(name, rows[0][0]), rows[0][1]
                 if anyio.current_time() >= deadline:
                     raise await self._give_up(cid, name)
         finally:

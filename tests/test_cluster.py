@@ -79,10 +79,14 @@ async def test_one_node_leads_and_a_follower_forwards_commands(
     offered = [e async for _, e in leader.store.read() if isinstance(e, ev.Offered)]
     assigned = await front.accept(offered[0].offer_id, "a1")
     assert assigned.state is InteractionState.ASSIGNED and assigned.agent == "a1"
+    # the follower's replica includes what its commands did once they return
+    assert front.app.role == "follower"
+    assert front.app.router.interaction("i1").agent == "a1"
+    assert front.app.router.agent("a1").work == {"i1"}
     # errors come back as themselves, and leave the command done (not retried)
     with pytest.raises(RouterError, match="i9"):
         await front.complete("i9")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError):  # refused on the follower already: never forwarded
         await front.command("set_presence", "a1", "dancing")
     # the leader runs its own commands directly
     await leader.complete("i1", "a1")
@@ -97,7 +101,6 @@ async def test_one_node_leads_and_a_follower_forwards_commands(
         ("set_presence", True),
         ("accept", True),
         ("complete", True),
-        ("set_presence", True),
     ]
     assert "RouterError" in rows[3][2]
 

@@ -26,6 +26,7 @@ from .. import events as ev
 from ..clock import Clock
 from ..kpi import QueueKpis
 from ..model import (
+    TERMINAL_STATES,
     Action,
     ActionKind,
     Agent,
@@ -62,7 +63,8 @@ class Router:
 
     Commands: `submit`, `accept`, `decline`, `complete`, `end_wrap_up`, `abandon`,
     `transfer`, `requeue`, `assign`, `request_callback`, `set_presence`, `upsert_agent`,
-    `remove_agent`. Reads: `interaction`, `waiting`, `agent`, `stats`, `explain`, `position`.
+    `remove_agent`, `add_message`, `add_note`. Reads: `interaction`, `waiting`, `agent`, `stats`,
+    `explain`, `position`. A replica (`follow`) applies a leader's events and only reads.
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class Router:
         self._ordinals = 0  # agents ever configured: each one's place in the config order
         self._free: dict[str, int] = {}  # channel -> agents who can take one more now
         self._replaying = False
+        self._passive = False  # a replica: applies events, arms no timer, decides nothing
         self._firing = False
         self._requeued: list[Waiting] = []  # back in line: match them before anything else
         self._released: list[AgentStatus] = []  # capacity freed: let them pull new work
@@ -319,13 +322,26 @@ class Router:
     def add_message(self, message: Message) -> Message:
         """Record a message of a live interaction. An agent's first one is the
         interaction's first response (what stops the SLA clock of a queue measured by
-        `first_response`)."""
+        `first_response`). A command, so that on several nodes the leader orders and
+        checks every message wherever it was written."""
         self._tick()
-        if message.interaction_id not in self.active:
+        w = self.active.get(message.interaction_id)
+        if w is None:
             raise RouterError(f'no active interaction "{message.interaction_id}"')
+        if w.ix.state in TERMINAL_STATES:
+            state = w.ix.state.value
+            raise RouterError(f'interaction "{message.interaction_id}" has ended ({state})')
         stamped = msgspec.structs.replace(message, at=message.at or self.now)
         self._emit(ev.MessageAdded(at=self.now, message=stamped))
         return stamped
+
+    def add_note(self, kind: str, data: dict[str, Any]) -> ev.Note:
+        """Record a plugin's own fact (the router ignores notes): a command, so that on
+        several nodes the leader writes it, in order, wherever it was made."""
+        self._tick()
+        note = ev.Note(at=self.now, kind=kind, data=data)
+        self._emit(note)
+        return note
 
     def request_callback(self, interaction_id: str, number: str) -> None:
         """The customer chose a callback: they hang up but keep their place in line."""
@@ -424,7 +440,7 @@ class Router:
         due at the same moment fire in the order they were armed, lane or not, so a
         router rebuilt from a snapshot fires them in the same order as a full replay.
         """
-        if due == math.inf:
+        if due == math.inf or self._passive:
             return
         seq = next(self._seq)
         if lane is not None:
@@ -582,6 +598,43 @@ class Router:
         """
         if snapshot is not None:
             load(self, snapshot)
+        self._replay(events)
+        for queue in self.queues.values():
+            self._note_closing(queue)
+        self.outbox.clear()
+        self._requeued.clear()
+        self._released.clear()
+        self._tick()
+        self._requeued.extend(w for w in self.active.values() if w.ix.state is S.WAITING)
+        self._released.extend(self.agents.values())
+        self._settle()
+
+    def follow(self, events: Iterable[ev.Event], *, snapshot: bytes | None = None) -> None:
+        """Apply events another router decided (a cluster leader's, from the log): the
+        state follows them exactly, but this router decides nothing of its own, emits
+        nothing and arms no timer, so it serves reads only (a follower's read model).
+        Once following, a router stays passive: to route, build a new one and `rebuild`.
+        """
+        if not self._passive:
+            if snapshot is not None:
+                load(self, snapshot)  # SnapshotError leaves the router as built
+            self._passive = True
+            self._timers.clear()
+            for queue in self.queues.values():
+                lanes = queue.lanes
+                for lane in (lanes.sla, lanes.offer, lanes.wrap, lanes.preferred, lanes.max_wait):
+                    lane.clear()
+                for lane in lanes.ladder:
+                    lane.clear()
+        try:
+            self._replay(events)
+        finally:
+            self.outbox.clear()
+            self._requeued.clear()
+            self._released.clear()
+
+    def _replay(self, events: Iterable[ev.Event]) -> None:
+        """Apply stored events to the state: appliers only, no decision."""
         self._replaying = True
         try:
             with paused_gc():
@@ -594,15 +647,6 @@ class Router:
                         apply(event)
         finally:
             self._replaying = False
-        for queue in self.queues.values():
-            self._note_closing(queue)
-        self.outbox.clear()
-        self._requeued.clear()
-        self._released.clear()
-        self._tick()
-        self._requeued.extend(w for w in self.active.values() if w.ix.state is S.WAITING)
-        self._released.extend(self.agents.values())
-        self._settle()
 
     # ================================================================== decisions
 

@@ -507,13 +507,16 @@ class PostgresStore:
     async def _fetch(self, query: sql.Composed, params: Any, doing: str) -> list[Any]:
         """The rows of one query on the reader connection."""
         self._check_open()
-        async with self._read_lock:
-            try:
-                conn = await self._read_conn()
-                cur = await conn.execute(query, params, prepare=True)
-                return await cur.fetchall()
-            except Exception as exc:
-                raise self._error(exc, doing) from None
+        # Shielded: a query cancelled half-way would leave the connection unusable (a
+        # follower's tail is cancelled when its node starts leading).
+        with anyio.CancelScope(shield=True):
+            async with self._read_lock:
+                try:
+                    conn = await self._read_conn()
+                    cur = await conn.execute(query, params, prepare=True)
+                    return await cur.fetchall()
+                except Exception as exc:
+                    raise self._error(exc, doing) from None
 
     async def _execute(self, query: sql.Composed, params: Any, doing: str) -> None:
         """One statement on the writer connection, between appends."""

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..store.base import StoreError
 from .api import ENDPOINTS, ApiError, Call, Endpoint, decode_body
 from .auth import COOKIE, Auth, Principal
 from .hub import EventHub
@@ -93,6 +94,9 @@ def _route(app: App, auth: Auth, server: Server, group: list[Endpoint]) -> Route
             result = await endpoint.handler(call)
         except ClientDisconnect:
             return Response(status_code=400)  # nobody reads it: the client went away
+        except StoreError as exc:  # the store, or a cluster's leader, cannot take it now
+            body = {"error": f"try again in a moment: {exc}", "where": None}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
         except ApiError as exc:
             body = {"error": exc.error, "where": exc.where}
             return JSONResponse(body, status_code=exc.status, headers=exc.headers)

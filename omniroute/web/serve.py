@@ -52,11 +52,9 @@ async def serve_web(
     server: Server,
     *,
     on_ready: Callable[[str], None] | None = None,
-    until: Callable[[], bool] | None = None,
 ) -> None:
     """Serve the web app of an `app` that runs already, until cancelled, or sent SIGINT
-    or SIGTERM, or, when `until` is given, until `until()` turns true (checked every
-    0.2 s; the caller then owns the signals)."""
+    or SIGTERM."""
     import uvicorn
 
     from .asgi import create_asgi_app
@@ -76,10 +74,7 @@ async def serve_web(
     uv = _without_signal_handlers(config)
     async with anyio.create_task_group() as tg:
         tg.start_soon(web.state.hub.run)
-        if until is None:
-            tg.start_soon(_stop_on_signals, uv)
-        else:
-            tg.start_soon(_stop_when, uv, until)
+        tg.start_soon(_stop_on_signals, uv)
         if on_ready is not None:
             tg.start_soon(_announce, uv, on_ready)
         await uv.serve()
@@ -106,59 +101,15 @@ async def _stop_on_signals(uv: uvicorn.Server) -> None:
             return
 
 
-async def _stop_when(uv: uvicorn.Server, until: Callable[[], bool]) -> None:
-    while not until():
-        await anyio.sleep(0.2)
-    uv.should_exit = True
-
-
 async def serve_cluster(
     node: Node, server: Server, *, on_ready: Callable[[str], None] | None = None
 ) -> None:
-    """Run a cluster node: on standby while another node leads, and serving the web app
-    of its App while this one does (PostgreSQL decides who leads; docs/cluster.md)."""
-    stopping = anyio.Event()
-
-    async def watch_signals() -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                logger.info("%s: stopping", signal.Signals(signum).name)
-                stopping.set()
-                return
-
-    served_out = anyio.Event()
-
-    async def lead_and_serve() -> None:
-        try:
-            await serve_while_leading()
-        finally:
-            served_out.set()
-
-    async def serve_while_leading() -> None:
-        logger.info("node %s: on standby until it leads", node.name)
-        while True:
-            while node.app is None and not stopping.is_set():
-                await anyio.sleep(0.05)
-            app = node.app
-            if app is None:
-                return
-            logger.info("node %s leads: serving", node.name)
-
-            def done(app: App = app) -> bool:
-                return stopping.is_set() or node.app is not app
-
-            await serve_web(app, server, on_ready=on_ready, until=done)
-            if stopping.is_set():
-                return
-            logger.warning("node %s no longer leads: on standby", node.name)
-
+    """Run a cluster node and serve its App, whether it leads or follows (PostgreSQL
+    decides who routes; every node serves the web app, the API and the channels;
+    docs/cluster.md), until cancelled or sent SIGINT / SIGTERM."""
     async with anyio.create_task_group() as tg:
-        tg.start_soon(watch_signals)
         await tg.start(node.run)
-        tg.start_soon(lead_and_serve)
-        await stopping.wait()
-        with anyio.move_on_after(10):  # let the web server finish what it serves
-            await served_out.wait()
+        await serve_web(node.app, server, on_ready=on_ready)
         tg.cancel_scope.cancel()
 
 

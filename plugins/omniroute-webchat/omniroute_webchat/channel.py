@@ -4,6 +4,10 @@ A customer's browser holds a signed session naming its interaction, so a page re
 (or a server restart, when `[server] secret` is set) resumes the same conversation.
 Nothing a customer sends is acknowledged before it is durable: the widget shows a
 message as sent only when the `ack` for it arrives.
+
+Everything a customer is told (agents' messages included) comes from the committed
+event stream, so with several nodes the node holding the customer's socket tells them,
+whichever node the agent uses.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from omniroute.model import (
     InteractionState,
     Message,
 )
+from omniroute.store import StoreError
 
 from .settings import WebchatSettings
 
@@ -109,9 +114,9 @@ class WebchatChannel:
             tg.start_soon(self._every_second)
 
     async def deliver(self, interaction: Interaction, message: Message) -> None:
-        """An agent's message: to every open page of that customer (none open is fine:
-        the conversation is sent again when the page comes back)."""
-        await self._send(interaction.id, _outgoing(message, self._agent_name(message.sender)))
+        """Nothing to do here: an agent's message reaches the customer's open pages from
+        the event stream once it is committed (`_follow_events`), on the node that holds
+        them (none open is fine: the conversation is sent again when a page comes back)."""
 
     # ------------------------------------------------------------------ the socket
 
@@ -134,6 +139,8 @@ class WebchatChannel:
             await self._converse(websocket, interaction_id)
         except Refused as exc:
             await _close(websocket, exc.code, exc.reason)
+        except StoreError:  # nothing was acknowledged; the widget may reconnect and resend
+            await _close(websocket, 1013, "try again in a moment")
         except WebSocketDisconnect:
             pass
         finally:
@@ -292,13 +299,21 @@ class WebchatChannel:
     async def _follow_events(self) -> None:
         with self.app.subscribe(max_buffer=10_000) as events:
             async for event in events:
-                interaction_id = getattr(event, "interaction_id", None)
+                if isinstance(event, ev.MessageAdded):
+                    interaction_id = event.message.interaction_id
+                else:
+                    interaction_id = getattr(event, "interaction_id", None)
                 if interaction_id is None or interaction_id not in self._sockets:
                     continue
                 if isinstance(event, ev.Typing):
                     if event.sender != "customer":
                         name = self._agent_name(event.sender)
                         await self._send(interaction_id, {"type": "typing", "name": name})
+                elif isinstance(event, ev.MessageAdded):
+                    message = event.message
+                    if message.sender.partition(":")[0] in ("agent", "supervisor"):
+                        name = self._agent_name(message.sender)
+                        await self._send(interaction_id, _outgoing(message, name))
                 elif isinstance(event, ev.Assigned):
                     name = self._agent_name(f"agent:{event.agent_id}")
                     await self._send(interaction_id, {"type": "agent_joined", "name": name})
