@@ -85,6 +85,10 @@ class Cluster(Protocol):
         """The committed events after `since`, then each new one, forever."""
         ...
 
+    def announce(self, event: ev.Event) -> None:
+        """Hand a transient event to `App.announced` of every node, this one included."""
+        ...
+
 
 class App:
     """One contact center: what `omniroute serve` runs, and what tests and embedders build.
@@ -608,7 +612,18 @@ class App:
 
     def announce(self, event: ev.Event) -> None:
         """Hand a transient event (someone typing) to live subscribers only: it is not
-        stored, not replayed, and plugins' observers do not see it."""
+        stored, not replayed, and plugins' observers do not see it. In a cluster it goes
+        to every node's subscribers (best effort, through PostgreSQL)."""
+        if not self._running:
+            return
+        if self._cluster is not None:
+            self._cluster.announce(event)
+        else:
+            self._to_subscribers([event])
+
+    def announced(self, event: ev.Event) -> None:
+        """A transient event announced on any node of the cluster, for this node's live
+        subscribers (the cluster calls this)."""
         if self._running:
             self._to_subscribers([event])
 

@@ -152,6 +152,8 @@ class Node:
         self._commands_ready = anyio.Event()
         self._events_ready = anyio.Event()
         self._on_lead: list[Callable[[Node], None]] = []
+        # Transient events (typing) on their way to every node; dropped when too many wait.
+        self._to_announce, self._announcing = anyio.create_memory_object_stream[bytes](100)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> Node:
@@ -184,6 +186,7 @@ class Node:
             self._control = await self.store.open_connection()
             async with anyio.create_task_group() as tg:
                 await tg.start(self._listen)
+                tg.start_soon(self._announce)
                 await tg.start(self.app.run)  # a follower until it leads
                 if self.lead:
                     tg.start_soon(self._campaign)
@@ -475,7 +478,8 @@ class Node:
     ) -> None:
         """One session LISTENs to the schema's channels and wakes whoever waits; it
         reconnects after a failure (polling covers the gap)."""
-        channels = {self.store.channel(name): name for name in ("commands", "results", "events")}
+        kinds = ("commands", "results", "events", "live")
+        channels = {self.store.channel(name): name for name in kinds}
         started = False
         while True:
             try:
@@ -502,12 +506,40 @@ class Node:
                     elif kind == "events":
                         self._events_ready.set()
                         self._events_ready = anyio.Event()
+                    elif kind == "live":
+                        self._announced(note.payload)
             except psycopg.Error as exc:
                 logger.warning("node %s: the listening session failed: %s", self.name, exc)
             finally:
                 with anyio.CancelScope(shield=True):
                     await conn.close()
             await anyio.sleep(self.poll_interval)
+
+    def announce(self, event: ev.Event) -> None:
+        """Send a transient event (someone typing) to every node's live subscribers,
+        through a NOTIFY: best effort, dropped when PostgreSQL is slow or away."""
+        try:
+            self._to_announce.send_nowait(ev.encode(event))
+        except anyio.WouldBlock:
+            logger.debug("node %s: dropping a transient event (too many waiting)", self.name)
+
+    async def _announce(self) -> None:
+        async for data in self._announcing:
+            try:
+                await self._query(
+                    "SELECT pg_notify(%(channel)s, %(data)s)",
+                    {"channel": self.store.channel("live"), "data": data.decode()},
+                )
+            except StoreError as exc:
+                logger.debug("node %s: a transient event was lost: %s", self.name, exc)
+
+    def _announced(self, payload: str) -> None:
+        try:
+            event = _transient.decode(payload)
+        except msgspec.DecodeError:
+            logger.warning("node %s: a transient event not understood: %.100s", self.name, payload)
+            return
+        self.app.announced(event)
 
     def _wake_waiters(self, payload: str) -> None:
         ids = self._waiters.keys() if payload == "*" else payload.split(",")
@@ -532,6 +564,10 @@ class Node:
                 if conn is not None:
                     await conn.close()
                 raise StoreError(f"node {self.name}: PostgreSQL failed: {exc}") from None
+
+
+#: Transient events are not stored, so not all in `events.AnyEvent`.
+_transient = msgspec.json.Decoder(ev.AnyEvent | ev.Typing)
 
 
 class _LostLeadership(Exception):

@@ -16,7 +16,7 @@ from omniroute import Interaction
 from omniroute import events as ev
 from omniroute.cluster import CommandTimeout, Node
 from omniroute.config import ConfigError, from_dict
-from omniroute.model import InteractionState
+from omniroute.model import Agent, InteractionState, Message
 from omniroute.router.core import RouterError
 from omniroute.store.postgres import FencedError, PostgresStore
 
@@ -50,6 +50,23 @@ async def until_leader(*nodes: Node, timeout: float = 5.0) -> Node:
                 if n.is_leader:
                     return n
             await anyio.sleep(0.02)
+
+
+async def leader_and_follower(
+    tg: anyio.abc.TaskGroup, schema: str
+) -> tuple[Node, anyio.CancelScope, Node]:
+    """A leading node (stopped by cancelling the scope) and a second that may lead."""
+    first, second = node(schema, "first"), node(schema, "second")
+    first_scope = anyio.CancelScope()
+
+    async def run_first() -> None:
+        with first_scope:
+            await first.run()
+
+    tg.start_soon(run_first)
+    await until_leader(first)
+    await tg.start(second.run)
+    return first, first_scope, second
 
 
 @pytest.fixture
@@ -138,18 +155,8 @@ async def test_a_command_with_no_leader_times_out_and_is_withdrawn(schema: str) 
 async def test_takeover_fences_the_old_leader_and_runs_pending_commands_once(
     schema: str,
 ) -> None:
-    first = node(schema, "first")
-    second = node(schema, "second")
     async with anyio.create_task_group() as tg:
-        first_scope = anyio.CancelScope()
-
-        async def run_first() -> None:
-            with first_scope:
-                await first.run()
-
-        tg.start_soon(run_first)
-        await until_leader(first)
-        await tg.start(second.run)
+        first, first_scope, second = await leader_and_follower(tg, schema)
         await first.submit(chat(1))
         old_epoch = first.store.epoch
 
@@ -242,10 +249,63 @@ async def test_a_leader_whose_session_is_cut_stops_and_is_fenced(schema: str) ->
                     await anyio.sleep(0.02)
             with pytest.raises(FencedError):
                 await first.store.append([ev.Note(at=0.0, kind="late")])
-            # the old leader is a follower now: its commands reach the new one
+            # the old leader is a follower now: its commands reach the new one, and its
+            # App (rebuilt from the log as a replica) reads what the new leader wrote
             await first.submit(chat(2))
+            assert first.app.role == "follower"
+            assert [ix.id for ix in first.app.router.waiting("support")] == ["i1", "i2"]
             assert second.app is not None
             assert [ix.id for ix in second.app.router.waiting("support")] == ["i1", "i2"]
+
+
+async def test_a_followers_app_serves_reads_and_sends_writes_to_the_leader(
+    pair: tuple[Node, Node],
+) -> None:
+    leader, front = pair
+    app = front.app  # what `omniroute serve` serves on a node that does not lead
+    assert app.role == "follower"
+    with app.subscribe() as live:
+        await app.submit(chat(1))
+        await app.upsert_agent(Agent(id="a3", capacity={"chat": 1}))  # an admin change
+        await app.set_presence("a3", "ready")
+        # the replica has the offer already
+        assert app.router.interaction("i1").state is InteractionState.OFFERED
+        [offer] = app.router.agent("a3").offers
+        await app.accept(offer, "a3")
+        said = await app.add_message(Message(id="m1", interaction_id="i1", sender="customer"))
+        assert said.at > 0  # stamped by the leader
+        assert [m.id for m in app.conversations.messages("i1")] == ["m1"]
+        with pytest.raises(RouterError, match="i9"):  # refused by the leader, as itself
+            await app.add_message(Message(id="m2", interaction_id="i9", sender="customer"))
+        kinds = [type(await live.receive()).__name__ for _ in range(6)]
+    assert kinds == [
+        "InteractionQueued",
+        "AgentConfigured",
+        "AgentStateChanged",
+        "Offered",
+        "Assigned",
+        "MessageAdded",
+    ]
+    assert leader.app.router.interaction("i1").agent == "a3"
+    # the replica decides nothing: no offer of its own, no timer
+    assert app.router.outbox == [] and app.router.next_deadline() is None
+
+
+async def test_the_same_app_leads_after_a_takeover(schema: str) -> None:
+    async with anyio.create_task_group() as tg:
+        _, first_scope, second = await leader_and_follower(tg, schema)
+        app = second.app
+        await app.submit(chat(1))
+        await app.add_message(Message(id="m1", interaction_id="i1", sender="customer"))
+        with app.subscribe() as live:
+            first_scope.cancel()
+            assert await until_leader(second) is second
+            assert app.role == "leader" and app.router.waiting("support")[0].id == "i1"
+            await app.set_presence("a1", "ready")  # routed here now, timers armed
+            assert app.router.next_deadline() is not None
+            assert isinstance(await live.receive(), ev.AgentStateChanged)
+        assert [m.id for m in app.conversations.messages("i1")] == ["m1"]
+        tg.cancel_scope.cancel()
 
 
 def test_a_node_from_the_store_section() -> None:

@@ -217,6 +217,13 @@ async def test_three_nodes_serve_and_survive_the_leader(nodes: Any, schema: str)
         assert (await carla.say("My order is late", "m1"))["type"] == "ack"
         acked.append("m1")
         ix = carla.interaction
+        # typing reaches the other node too (not stored: through a NOTIFY)
+        await carla.socket.send(json.dumps({"type": "typing"}))
+        typing = await next_event(ana_events, "typing", interaction_id=ix)
+        assert typing["sender"] == "customer"
+        r = await client.post(f"{c}/api/interactions/{ix}/typing", headers=ana)
+        assert r.status_code == 204
+        assert (await carla.expect("typing"))["name"] == "Ana"
         r = await client.post(
             f"{c}/api/interactions/{ix}/messages", json={"text": "Let me look"}, headers=ana
         )
