@@ -23,10 +23,11 @@ leader whose append fails goes back to following instead of stopping.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
@@ -67,6 +68,12 @@ HOOKS_BY_EVENT: dict[type[ev.Event], str] = {
 }
 
 
+#: The idempotency key of the commands run in this context, and how many took it yet.
+_command_key: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "omniroute_command_key", default=None
+)
+
+
 class DeliveryError(Exception):
     """A channel could not deliver a message (it is stored in the conversation anyway)."""
 
@@ -75,10 +82,16 @@ class Cluster(Protocol):
     """What an App that follows needs from its cluster (omniroute.cluster.Node is one)."""
 
     async def forward(
-        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        key: str | None = None,
     ) -> tuple[Any, int | None]:
         """Run router command `name` on the leader; its result (or its error, raised)
-        and the sequence number of its last event, once that is committed."""
+        and the sequence number of its last event, once that is committed. A command
+        with the `key` of an earlier one is not run again: it answers that one's result."""
         ...
 
     def tail(self, since: int) -> AsyncIterator[tuple[int, ev.Event]]:
@@ -87,6 +100,11 @@ class Cluster(Protocol):
 
     def announce(self, event: ev.Event) -> None:
         """Hand a transient event to `App.announced` of every node, this one included."""
+        ...
+
+    async def recall(self, key: str) -> tuple[Any] | None:
+        """The result of the command run under `key` (raised if it was an error), in a
+        1-tuple; None if none ran (yet)."""
         ...
 
 
@@ -456,16 +474,45 @@ class App:
             raise RouterError(f'interaction "{interaction_id}" has ended ({ix.state.value})')
         return ix
 
+    @staticmethod
+    @contextlib.contextmanager
+    def idempotent(key: str) -> Iterator[None]:
+        """Commands run in this block (by this task) carry `key`: in a cluster, a
+        command sent again under the same key (a client retrying after a failover or a
+        lost answer, on any node) runs once and answers its first result. Make keys
+        unique to the request (the web API uses the caller, the endpoint and the
+        client's `Idempotency-Key`). One node alone has no failover: keys change nothing.
+        """
+        token = _command_key.set([key, 0])
+        try:
+            yield
+        finally:
+            _command_key.reset(token)
+
+    async def recall(self, key: str) -> tuple[Any] | None:
+        """The answer of the command that ran under idempotency `key`, in a 1-tuple
+        (raised, if it was an error); None if none ran yet (or on one node alone)."""
+        if self._cluster is None:
+            return None
+        return await self._cluster.recall(key)
+
     async def _command(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a router command and return once its events are durable: here when this
         app leads, else on the leader (then once this app's replica has applied them,
-        so that what the caller reads next includes them)."""
-        if self._leading:
+        so that what the caller reads next includes them). A command with an
+        idempotency key goes through the cluster's command table even on the leader,
+        where the key is remembered."""
+        keyed = _command_key.get() if self._cluster is not None else None
+        if self._leading and keyed is None:
             return await self._here(command, *args, **kwargs)
         if not self._running:
             raise RuntimeError("the app is not running: `await tg.start(app.run)` first")
         assert self._cluster is not None
-        result, seq = await self._cluster.forward(command.__name__, args, kwargs)
+        key = None
+        if keyed is not None:  # the block's second command gets a key of its own
+            keyed[1] += 1
+            key = keyed[0] if keyed[1] == 1 else f"{keyed[0]}#{keyed[1]}"
+        result, seq = await self._cluster.forward(command.__name__, args, kwargs, key=key)
         if seq is not None:
             await self.caught_up(seq)
         return cast(T, result)

@@ -356,35 +356,45 @@ class Node:
         return await getattr(self.app, name)(*args, **kwargs)
 
     async def forward(
-        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        key: str | None = None,
     ) -> tuple[Any, int | None]:
         """Run router command `name` on the leader through the commands table; its result
         and the sequence number its events reached (None if it wrote none). Raises the
-        command's error as itself, or CommandTimeout (a StoreError)."""
+        command's error as itself, or CommandTimeout (a StoreError).
+
+        `key` is the command's id: a command sent again with the same key (a retry after
+        a failover, a lost answer) runs once, and every sending answers its result. The
+        command id also makes this method's own retries (a connection lost while writing
+        the command) harmless.
+        """
         if name not in COMMANDS:
             raise ValueError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)}")
-        cid = uuid.uuid4().hex
+        cid = key if key is not None else uuid.uuid4().hex
+        encoded = msgspec.json.encode({"args": args, "kwargs": kwargs}).decode()
         waiter = self._waiters[cid] = anyio.Event()
+        deadline = anyio.current_time() + self.command_timeout
         try:
-            await self._query(
-                "WITH c AS (INSERT INTO {commands} (id, node, name, args)"
-                " VALUES (%(id)s, %(node)s, %(name)s, %(args)s) RETURNING id)"
-                " SELECT pg_notify(%(channel)s, (SELECT id FROM c))",
-                {
-                    "id": cid,
-                    "node": self.name,
-                    "name": name,
-                    "args": msgspec.json.encode({"args": args, "kwargs": kwargs}).decode(),
-                    "channel": self.store.channel("commands"),
-                },
-            )
-            deadline = anyio.current_time() + self.command_timeout
+            sent = await self._retrying(deadline, self._send, cid, name, encoded)
+            if sent is None or sent != (name, encoded):
+                if sent is None:
+                    raise await self._give_up(cid, name)
+                raise RouterError(
+                    f"{name}: the key {cid!r} was used for another command ({sent[0]});"
+                    " use a new key for a new request"
+                )
             while True:
                 left = deadline - anyio.current_time()
                 with anyio.move_on_after(min(self.poll_interval, max(left, 0))):
                     await waiter.wait()
                 waiter = self._waiters[cid] = anyio.Event()
-                rows = await self._query(
+                rows = await self._retrying(
+                    deadline,
+                    self._query,
                     "SELECT result::text, seq FROM {commands}"
                     " WHERE id = %(id)s AND done_at IS NOT NULL",
                     {"id": cid},
@@ -394,13 +404,63 @@ class Node:
                 if anyio.current_time() >= deadline:
                     raise await self._give_up(cid, name)
         finally:
-            del self._waiters[cid]
+            self._waiters.pop(cid, None)
+
+    async def recall(self, key: str) -> tuple[Any] | None:
+        """The result of the command done under id `key`, in a 1-tuple (raised if it
+        was an error); None if there is none, or it is not done."""
+        rows = await self._query(
+            "SELECT name, result::text FROM {commands} WHERE id = %(id)s AND done_at IS NOT NULL",
+            {"id": key},
+        )
+        return (_result(rows[0][0], rows[0][1]),) if rows else None
+
+    async def _send(self, cid: str, name: str, args: str) -> tuple[str, str]:
+        """Write the command (unless a command of that id is there already) and wake the
+        leader; answers the name and arguments of the command stored under `cid`."""
+        rows = await self._query(
+            "WITH c AS (INSERT INTO {commands} (id, node, name, args)"
+            " VALUES (%(id)s, %(node)s, %(name)s, %(args)s)"
+            " ON CONFLICT (id) DO NOTHING RETURNING id)"
+            " SELECT pg_notify(%(channel)s, (SELECT id FROM c)),"
+            " (SELECT id FROM c) IS NOT NULL",
+            {
+                "id": cid,
+                "node": self.name,
+                "name": name,
+                "args": args,
+                "channel": self.store.channel("commands"),
+            },
+        )
+        if rows[0][1]:
+            return name, args
+        stored = await self._query(
+            "SELECT name, args::text FROM {commands} WHERE id = %(id)s", {"id": cid}
+        )
+        return (stored[0][0], stored[0][1]) if stored else ("", "")
+
+    async def _retrying(self, deadline: float, call: Callable[..., Any], *args: Any) -> Any:
+        """`await call(*args)`, again after a StoreError (PostgreSQL unreachable for a
+        moment) until `deadline`; None if it never succeeded."""
+        while True:
+            try:
+                return await call(*args)
+            except CommandTimeout:
+                raise
+            except StoreError as exc:
+                if anyio.current_time() + self.poll_interval > deadline:
+                    logger.warning("node %s: giving up on PostgreSQL: %s", self.name, exc)
+                    return None
+                await anyio.sleep(self.poll_interval)
 
     async def _give_up(self, cid: str, name: str) -> CommandTimeout:
-        withdrawn = await self._query(
-            "DELETE FROM {commands} WHERE id = %(id)s AND claimed IS NULL RETURNING id",
-            {"id": cid},
-        )
+        try:
+            withdrawn = await self._query(
+                "DELETE FROM {commands} WHERE id = %(id)s AND claimed IS NULL RETURNING id",
+                {"id": cid},
+            )
+        except StoreError:
+            withdrawn = []  # unknown: it may have been written, and may run
         if withdrawn:
             return CommandTimeout(
                 f"{name}: no routing leader took the command within {self.command_timeout}s;"
@@ -408,8 +468,8 @@ class Node:
                 withdrawn=True,
             )
         return CommandTimeout(
-            f"{name}: the routing leader took the command but gave no result within "
-            f"{self.command_timeout}s; it runs exactly once, later (do not retry blindly)",
+            f"{name}: no result within {self.command_timeout}s; the command may run once,"
+            " later (retry it only with the same key)",
             withdrawn=False,
         )
 

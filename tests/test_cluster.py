@@ -258,6 +258,24 @@ async def test_a_leader_whose_session_is_cut_stops_and_is_fenced(schema: str) ->
             assert [ix.id for ix in second.app.router.waiting("support")] == ["i1", "i2"]
 
 
+async def test_a_command_sent_again_under_its_key_runs_once(pair: tuple[Node, Node]) -> None:
+    leader, front = pair
+    for app in (front.app, leader.app):  # the leader too sends keyed commands to the table
+        with app.idempotent("k1"):
+            first = await app.submit(chat(1))
+        with app.idempotent("k1"):
+            again = await app.submit(chat(1))  # answered, not refused as a duplicate
+        assert again == first
+    with front.app.idempotent("k2"):  # two commands under one key: each its own
+        await front.app.set_presence("a1", "ready")
+        await front.app.set_presence("a2", "ready")
+    assert leader.app.router.agent("a2").presence == "ready"
+    with front.app.idempotent("k1"), pytest.raises(RouterError, match="another command"):
+        await front.app.set_presence("a1", "offline")
+    log = [e async for _, e in leader.store.read()]
+    assert [e.interaction.id for e in log if isinstance(e, ev.InteractionQueued)] == ["i1"]
+
+
 async def test_a_followers_app_serves_reads_and_sends_writes_to_the_leader(
     pair: tuple[Node, Node],
 ) -> None:

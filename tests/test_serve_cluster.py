@@ -209,10 +209,14 @@ async def test_three_nodes_serve_and_survive_the_leader(nodes: Any, schema: str)
         carla = await open_chat(b, "Carla")
         offer = await next_event(ana_events, "offered", agent_id="ana")
         assert offer["interaction_id"] == carla.interaction
-        r = await client.post(f"{c}/api/offers/{offer['offer_id']}/accept", headers=ana)
+        accept = f"{c}/api/offers/{offer['offer_id']}/accept"
+        keyed = {**ana, "Idempotency-Key": "accept-carla"}
+        r = await client.post(accept, headers=keyed)
         assert r.status_code == 200 and r.json()["agent"] == "ana"
-        again = await client.post(f"{c}/api/offers/{offer['offer_id']}/accept", headers=ana)
-        assert again.status_code == 404  # as on the leader: no such pending offer
+        again = await client.post(accept, headers=keyed)  # a client's retry: the same answer
+        assert again.status_code == 200 and again.json() == r.json()
+        unkeyed = await client.post(accept, headers=ana)
+        assert unkeyed.status_code == 404  # as on the leader: no such pending offer
         await carla.expect("agent_joined")
         assert (await carla.say("My order is late", "m1"))["type"] == "ack"
         acked.append("m1")

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..router.core import RouterError
 from ..store.base import StoreError
 from .api import ENDPOINTS, ApiError, Call, Endpoint, decode_body
 from .auth import COOKIE, Auth, Principal
@@ -91,7 +92,9 @@ def _route(app: App, auth: Auth, server: Server, group: list[Endpoint]) -> Route
                 params=dict(request.path_params),
                 client=request.client.host if request.client else "",
             )
-            result = await endpoint.handler(call)
+            key = _idempotency_key(request, principal)
+            with app.idempotent(key) if key else contextlib.nullcontext():
+                result = await _handle_once(app, endpoint, call, key)
         except ClientDisconnect:
             return Response(status_code=400)  # nobody reads it: the client went away
         except StoreError as exc:  # the store, or a cluster's leader, cannot take it now
@@ -114,6 +117,36 @@ def _route(app: App, auth: Auth, server: Server, group: list[Endpoint]) -> Route
         return response
 
     return Route(group[0].path, handle, methods=list(by_method))
+
+
+def _idempotency_key(request: Request, principal: Principal | None) -> str | None:
+    """A request with an `Idempotency-Key` header runs its command once however often it
+    is sent (in a cluster: a retry after a failover gets the first answer)."""
+    key = request.headers.get("idempotency-key")
+    if key is None or request.method == "GET":
+        return None
+    if not 0 < len(key) <= 200 or not key.isprintable():
+        raise ApiError(400, "Idempotency-Key: 1 to 200 printable characters")
+    caller = principal.id if principal is not None else getattr(request.client, "host", "")
+    return f"http:{caller}:{request.method} {request.url.path}:{key}"
+
+
+async def _handle_once(app: App, endpoint: Endpoint, call: Call, key: str | None) -> Any:
+    """The handler's answer; for a request sent again under a key whose command ran, that
+    command's answer when it is the response (the handler's checks would refuse what
+    the first sending changed), else the handler again (its command is not rerun)."""
+    if key is not None:
+        try:
+            done = await app.recall(key)
+        except RouterError as exc:
+            raise ApiError(409, str(exc)) from None
+        if done is not None and (endpoint.returns is None or _is(done[0], endpoint.returns)):
+            return done[0]
+    return await endpoint.handler(call)
+
+
+def _is(value: Any, kind: Any) -> bool:
+    return isinstance(kind, type) and isinstance(value, kind)
 
 
 def _credential(conn: HTTPConnection) -> str | None:

@@ -273,7 +273,9 @@ class WebchatChannel:
             message = Message(
                 id=message_id, interaction_id=interaction_id, sender="customer", text=text
             )
-            stored = await self.app.add_message(message)  # durable before the ack
+            # Under its id as the key, a resend during a failover is stored once.
+            with self.app.idempotent(f"webchat:{message_id}"):
+                stored = await self.app.add_message(message)  # durable before the ack
             await websocket.send_json({"type": "ack", "id": inbound.id, "at": stored.at})
 
     async def _customer_left(self, interaction_id: str) -> None:
