@@ -36,6 +36,11 @@ class Channel(Protocol):
     `run` receives contacts and hands them to the app (`app.submit(...)`) until cancelled.
     `deliver` sends an agent's message to the customer.
 
+    Several nodes: every node runs the channel; `deliver` runs on the node that took the
+    agent's request. A channel whose customers hold a connection to one node (web chat)
+    delivers from the committed events instead (`app.subscribe()` sees each
+    `MessageAdded` on every node) and makes `deliver` do nothing.
+
     Acknowledge only after durable: tell the sender "accepted" (SMTP 250, HTTP 201,
     advancing the Telegram update offset, answering a call) only after `await
     app.submit(...)` returned, because that is when the interaction is committed to the
