@@ -149,6 +149,7 @@ class App:
         self.seq = 0
         self._advanced = anyio.Event()  # set (and replaced) each time `seq` moves
         self._follow_scope: anyio.CancelScope | None = None
+        self._replica_stale = False  # the router is a former leader's: rebuild it
         self._term_scope: anyio.CancelScope | None = None  # a cluster leader's routing
         self._discarded: list[tuple[int, int]] = []  # staged counts lost at a demotion
         #: The decoded `[store]` table (retention and snapshot settings apply to any store).
@@ -283,7 +284,8 @@ class App:
         """Rebuild routing state from the newest snapshot and the events after it (the
         whole log when there is no usable snapshot), then write what resuming decided
         (offers to agents freed meanwhile, timers that fell due while the app was down)."""
-        events = await self._load(self.router, follow=False, fold=True)
+        events, last = await self._load(self.router, follow=False, fold=True)
+        self._advance(last)
         await self._flush(self._stage(self.router.drain()))
         # Counted after resuming's own write, so that a long replay makes the first
         # write after start-up take a snapshot, not the start-up itself.
@@ -291,13 +293,16 @@ class App:
 
     async def _restore_replica(self) -> None:
         """A follower's start: its replica and conversations from the log, nothing written."""
-        await self._load(self.router, follow=True, fold=True)
+        _, last = await self._load(self.router, follow=True, fold=True)
+        self._advance(last)
 
-    async def _load(self, router: Router, *, follow: bool, fold: bool) -> list[ev.Event]:
+    async def _load(
+        self, router: Router, *, follow: bool, fold: bool
+    ) -> tuple[list[ev.Event], int]:
         """Bring `router` to the log's state from the newest snapshot and the events after
         it (the whole log without a usable snapshot), routing (`rebuild`) or as a replica
-        (`follow`); with `fold`, the conversations too. `seq` is then the log's end.
-        Returns the events read."""
+        (`follow`); with `fold`, the conversations too. Returns the events read and
+        the sequence number of the last one (the log's end)."""
         replay = router.follow if follow else router.rebuild
         snapshot = await self.store.load_snapshot()
         since = 0
@@ -335,8 +340,7 @@ class App:
         else:  # fold them from the whole log in the background, routing meanwhile
             self._conversations_backlog = []
             self._conversations_upto = stored[-1][0] if stored else since
-        self._advance(stored[-1][0] if stored else since)
-        return events
+        return events, stored[-1][0] if stored else since
 
     async def _load_conversations(self) -> None:
         """Fold conversations from the whole log (a restart from a snapshot read only
@@ -706,19 +710,42 @@ class App:
 
     def _apply_followed(self, seq: int, event: ev.Event) -> None:
         """One committed event into the read model, then to the live subscribers."""
-        self.router.follow((event,))
+        if not self._replica_stale:  # else the replica is rebuilt from the log anyway
+            self.router.follow((event,))
         self._advance(seq)
         self._publish((event,))
 
     async def _follow(self) -> None:
-        """A follower's read model follows the committed log, until it leads."""
+        """A follower's read model follows the committed log, until it leads; after
+        leading it is rebuilt from the log first. PostgreSQL unreachable for a while
+        only delays it."""
         assert self._cluster is not None
         with anyio.CancelScope() as scope:
             self._follow_scope = scope
-            async for seq, event in self._cluster.tail(self.seq):
-                self._apply_followed(seq, event)
+            while True:
+                try:
+                    if self._replica_stale:
+                        await self._rebuild_replica()
+                    async for seq, event in self._cluster.tail(self.seq):
+                        self._apply_followed(seq, event)
+                except StoreError as exc:
+                    logger.warning("cannot follow the log (retrying in a second): %s", exc)
+                    await anyio.sleep(1.0)
         if self._follow_scope is scope:
             self._follow_scope = None
+
+    async def _rebuild_replica(self) -> None:
+        """A replica from the log, for an App that stopped leading: its router may hold
+        what was never written. Live subscribers get what a newer leader wrote."""
+        replica = self._new_router()
+        upto = self.seq
+        _, last = await self._load(replica, follow=True, fold=False)
+        async for seq, event in self.store.read(upto):
+            if seq > last:
+                break
+            self._publish((event,))
+        self.router, self._replica_stale = replica, False
+        self._advance(last)
 
     async def lead(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -736,8 +763,9 @@ class App:
             async for seq, event in self.store.read(self.seq):
                 self._apply_followed(seq, event)
             router = self._new_router()
-            events = await self._load(router, follow=False, fold=False)
-            self.router, self._leading = router, True
+            events, last = await self._load(router, follow=False, fold=False)
+            self._advance(last)
+            self.router, self._leading, self._replica_stale = router, True, False
             await self._flush(self._stage(router.drain()))
             self._since_snapshot = len(events)
             async with anyio.create_task_group() as tg:
@@ -753,8 +781,8 @@ class App:
             raise failure
 
     async def _follow_again(self) -> None:
-        """Stop routing: drop what was not written (its callers get a StoreError), let an
-        append in flight end, and rebuild the replica from the log."""
+        """Stop routing: let an append in flight end, drop what was not written (its
+        callers get a StoreError), and follow the log again from a rebuilt replica."""
         self._leading = False
         while self._writing is not None:
             await self._writing.wait()
@@ -762,23 +790,7 @@ class App:
             self._discarded.append((self._written, self._staged))
         self._pending = []
         self._written = self._staged
-        sleep = self._sleep
-        if sleep is not None:
-            sleep[0].set()
-        replica = self._new_router()
-        upto = self.seq
-        try:
-            await self._load(replica, follow=True, fold=False)
-            async for seq, event in self.store.read(upto):  # what a newer leader wrote
-                if seq > self.seq:
-                    break
-                self._publish((event,))
-        except Exception as exc:  # no read model to serve: stop, as a single node would
-            self._failure = StoreError(f"cannot follow the log again after leading: {exc!r}")
-            if self._task_group is not None:
-                self._task_group.cancel_scope.cancel()
-            raise self._failure from exc
-        self.router = replica
+        self._replica_stale = True
         if self._task_group is not None and self._running:
             with contextlib.suppress(RuntimeError):  # the app is stopping
                 self._task_group.start_soon(self._follow, name="omniroute follower")
