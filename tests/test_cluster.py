@@ -305,6 +305,9 @@ async def test_a_followers_app_serves_reads_and_sends_writes_to_the_leader(
         "MessageAdded",
     ]
     assert leader.app.router.interaction("i1").agent == "a3"
+    note = await app.add_note("crm.synced", {"customer": 7})  # a plugin's fact, too
+    assert (note.kind, note.data) == ("crm.synced", {"customer": 7})
+    assert isinstance([e async for _, e in leader.store.read()][-1], ev.Note)
     # the replica decides nothing: no offer of its own, no timer
     assert app.router.outbox == [] and app.router.next_deadline() is None
 
