@@ -160,6 +160,7 @@ class App:
         self.store: Store = store if store is not None else open_store(config.store)
         #: Channels started by `run`, by name.
         self.channels: dict[str, Channel] = {}
+        self._leader_only: dict[str, bool] = {}
         #: Messages and contact history, folded from durable events. After a restart
         #: from a snapshot it fills in the background (`conversations.loading`).
         self.conversations = Conversations()
@@ -236,8 +237,7 @@ class App:
                     self._start_routing(tg)
                 else:
                     tg.start_soon(self._follow, name="omniroute follower")
-                for name, channel in self.channels.items():
-                    tg.start_soon(self._run_channel, name, channel, name=f"channel {name}")
+                self._start_channels(tg, leader_only=False)
                 task_status.started()
         finally:
             self._running = False
@@ -267,11 +267,22 @@ class App:
             raise
 
     def _start_routing(self, tg: anyio.abc.TaskGroup) -> None:
-        """The leader's own tasks: timers and retention."""
+        """The leader's own tasks: timers, retention (and, in a cluster, the channels
+        that receive on the leader only)."""
         tg.start_soon(self._timer_loop, name="omniroute timers")
         retention = self.store_config.retention_days
         if retention is not None and isinstance(self.store, Purging):
             tg.start_soon(self._retention_loop, retention, name="omniroute retention")
+        if self._cluster is not None:
+            self._start_channels(tg, leader_only=True)
+
+    def _start_channels(self, tg: anyio.abc.TaskGroup, *, leader_only: bool) -> None:
+        """Run the channels: on one node all of them; in a cluster, every node runs
+        those that receive anywhere, and the leader those that receive on the leader
+        only (`ChannelSpec.leader_only`), for as long as it leads."""
+        for name, channel in self.channels.items():
+            if self._cluster is None or self._leader_only[name] == leader_only:
+                tg.start_soon(self._run_channel, name, channel, name=f"channel {name}")
 
     def _build_channels(self) -> None:
         """The adapters of the channels the config enables (`[plugins.NAME]`), built
@@ -279,6 +290,7 @@ class App:
         for name, spec in self.host.channels().items():
             if name in self.config.plugins:
                 self.channels[name] = spec.factory(self.plugin_config.get(name), self)
+                self._leader_only[name] = spec.leader_only
 
     async def _restore(self) -> None:
         """Rebuild routing state from the newest snapshot and the events after it (the

@@ -58,11 +58,19 @@ class Channel(Protocol):
 
 class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Yielded by `omniroute_channels`. `factory(config, app)` builds the adapter; `config`
-    is the plugin's decoded `[plugins.NAME]` section (or None)."""
+    is the plugin's decoded `[plugins.NAME]` section (or None).
+
+    `leader_only`: on several nodes, run the adapter's `run` (its receiving side) only
+    on the node that routes, for as long as it does (it is cancelled when the node stops
+    leading, and called again if it leads again): for a channel that polls one shared
+    source (an IMAP mailbox, Telegram long polling). Its `deliver` works on every node.
+    On one node it changes nothing.
+    """
 
     name: str
     factory: Callable[[Any, Any], Channel]
     description: str = ""
+    leader_only: bool = False
 
 
 class ConfigSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,17 +7,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import msgspec
 import psycopg
 import pytest
 from pgkit import DSN, needs_postgres
 from pgkit import schema as schema
 
-from omniroute import Interaction
+from omniroute import Interaction, hookimpl
 from omniroute import events as ev
 from omniroute.cluster import CommandTimeout, Node
 from omniroute.config import ConfigError, from_dict
 from omniroute.model import Agent, InteractionState, Message
+from omniroute.plugins import PluginHost
 from omniroute.router.core import RouterError
+from omniroute.specs import ChannelSpec, ConfigSpec
 from omniroute.store.postgres import FencedError, PostgresStore
 
 pytestmark = [needs_postgres, pytest.mark.anyio]
@@ -53,10 +56,10 @@ async def until_leader(*nodes: Node, timeout: float = 5.0) -> Node:
 
 
 async def leader_and_follower(
-    tg: anyio.abc.TaskGroup, schema: str
+    tg: anyio.abc.TaskGroup, schema: str, nodes: tuple[Node, Node] | None = None
 ) -> tuple[Node, anyio.CancelScope, Node]:
     """A leading node (stopped by cancelling the scope) and a second that may lead."""
-    first, second = node(schema, "first"), node(schema, "second")
+    first, second = nodes or (node(schema, "first"), node(schema, "second"))
     first_scope = anyio.CancelScope()
 
     async def run_first() -> None:
@@ -326,6 +329,65 @@ async def test_the_same_app_leads_after_a_takeover(schema: str) -> None:
             assert app.router.next_deadline() is not None
             assert isinstance(await live.receive(), ev.AgentStateChanged)
         assert [m.id for m in app.conversations.messages("i1")] == ["m1"]
+        tg.cancel_scope.cancel()
+
+
+class ProbeSettings(msgspec.Struct):
+    pass
+
+
+class ProbePlugin:
+    """A channel that receives on the leader only, and says which nodes run it."""
+
+    def __init__(self, node_name: str, running: set[str]) -> None:
+        self.node_name = node_name
+        self.running = running
+
+    @hookimpl
+    def omniroute_channels(self) -> Any:
+        yield ChannelSpec(name="probe", factory=lambda _, app: self, leader_only=True)
+
+    @hookimpl
+    def omniroute_config_sections(self) -> Any:
+        yield ConfigSpec(section="probe", type=ProbeSettings)
+
+    name = "probe"
+
+    async def run(self, app: Any) -> None:
+        self.running.add(self.node_name)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.running.discard(self.node_name)
+
+    async def deliver(self, interaction: Any, message: Any) -> None:
+        pass
+
+
+async def test_a_leader_only_channel_receives_on_the_leader_and_moves_with_it(
+    schema: str,
+) -> None:
+    running: set[str] = set()
+
+    def probe_node(name: str) -> Node:
+        host = PluginHost()
+        host.register(ProbePlugin(name, running), name="probe-plugin")
+        config = {**CONFIG, "plugins": {"probe": {}}}
+        return Node.from_dict(
+            config, dsn=DSN, schema=schema, name=name, election_interval=0.1, host=host
+        )
+
+    async with anyio.create_task_group() as tg:
+        nodes = (probe_node("first"), probe_node("second"))
+        _, first_scope, second = await leader_and_follower(tg, schema, nodes)
+        await anyio.sleep(0.3)
+        assert running == {"first"}  # the follower has the channel, but does not run it
+        assert "probe" in second.app.channels
+        first_scope.cancel()
+        await until_leader(second)
+        with anyio.fail_after(2):
+            while running != {"second"}:
+                await anyio.sleep(0.02)
         tg.cancel_scope.cancel()
 
 
