@@ -344,12 +344,10 @@ class App:
                     "does the config still name every queue and agent they refer to?"
                 )
                 raise
-        if not fold:
-            pass
-        elif snapshot is None:  # the whole log is at hand: fold the conversations now
+        if fold and snapshot is None:  # the whole log is at hand: fold the conversations now
             for event in events:
                 self.conversations.apply(event)
-        else:  # fold them from the whole log in the background, routing meanwhile
+        elif fold:  # fold them from the whole log in the background, routing meanwhile
             self._conversations_backlog = []
             self._conversations_upto = stored[-1][0] if stored else since
         return events, stored[-1][0] if stored else since
@@ -787,25 +785,28 @@ class App:
         finally:
             self._term_scope = None
             with anyio.CancelScope(shield=True):
-                await self._follow_again()
-        failure, self._failure = self._failure, None
+                failure = await self._follow_again()
         if failure is not None:
             raise failure
 
-    async def _follow_again(self) -> None:
+    async def _follow_again(self) -> StoreError | None:
         """Stop routing: let an append in flight end, drop what was not written (its
-        callers get a StoreError), and follow the log again from a rebuilt replica."""
+        callers get a StoreError), and follow the log again from a rebuilt replica.
+        Returns the store failure that ended the term, if one did (and forgets it)."""
         self._leading = False
         while self._writing is not None:
             await self._writing.wait()
+        failure, self._failure = self._failure, None
         if self._pending or self._written < self._staged:
             self._discarded.append((self._written, self._staged))
+            self._staged += 1  # past the range: a later command with no event is not in it
         self._pending = []
         self._written = self._staged
         self._replica_stale = True
         if self._task_group is not None and self._running:
             with contextlib.suppress(RuntimeError):  # the app is stopping
                 self._task_group.start_soon(self._follow, name="omniroute follower")
+        return failure
 
     # ------------------------------------------------------------------ timers
 

@@ -21,6 +21,7 @@ from omniroute.model import Agent, InteractionState, Message
 from omniroute.plugins import PluginHost
 from omniroute.router.core import RouterError
 from omniroute.specs import ChannelSpec, ConfigSpec
+from omniroute.store import StoreError
 from omniroute.store.postgres import FencedError, PostgresStore
 
 pytestmark = [needs_postgres, pytest.mark.anyio]
@@ -330,6 +331,21 @@ async def test_the_same_app_leads_after_a_takeover(schema: str) -> None:
             assert isinstance(await live.receive(), ev.AgentStateChanged)
         assert [m.id for m in app.conversations.messages("i1")] == ["m1"]
         tg.cancel_scope.cancel()
+
+
+async def test_a_fenced_leader_follows_again_then_leads_again(schema: str) -> None:
+    async with node(schema, "first").running() as first:
+        await until_leader(first)
+        await first.app.submit(chat(1))
+        async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+            await conn.execute(f'UPDATE "{schema}".leader SET epoch = epoch + 1')  # a usurper
+        with pytest.raises(StoreError, match="failed to append"):
+            await first.app.submit(chat(2))  # fenced: refused, not acknowledged
+        with anyio.fail_after(5):  # it let the lock go, followed, and took it again
+            while not (first.is_leader and first.store.epoch == 3):
+                await anyio.sleep(0.02)
+        await first.app.submit(chat(2))
+        assert [ix.id for ix in first.app.router.waiting("support")] == ["i1", "i2"]
 
 
 class ProbeSettings(msgspec.Struct):
