@@ -6,6 +6,7 @@ import importlib
 import sys
 
 BENCHMARKS = {
+    "channels": "bench.channels",
     "routing": "bench.routing",
     "serve": "bench.serve",
     "simulate": "bench.simulate",

@@ -55,6 +55,14 @@ def test_serve() -> None:
     assert re.fullmatch(r"serve: \d+ interactions/s, offer p99 \d+\.\d ms", last), last
 
 
+def test_channels(tmp_path: Path) -> None:
+    pytest.importorskip("omniroute_email")
+    argv = ["--emails", "40", "--processes", "1", "--connections", "2", "--dir", str(tmp_path)]
+    last = bench("channels", *argv)[-1]
+    assert re.fullmatch(r"channels: email \d+ msgs/s", last), last
+    assert list(tmp_path.iterdir()) == []  # its files are gone
+
+
 def test_unknown_benchmark_is_refused() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench", "nope"], cwd=ROOT, capture_output=True, text=True

@@ -106,8 +106,7 @@ async def test_what_the_inbox_shows(outcomes: tuple[App, dict[str, Outcome], lis
     _, m = _message(outcomes, "utf8-invalid-bytes.eml")
     assert m.text.startswith("ok ") and m.text.endswith(" end")
     ix, _ = _message(outcomes, "8bit-in-subject.eml")
-    # Latin-1 and UTF-8 bytes mixed in one header: the UTF-8 part survives.
-    assert ix.subject is not None and ix.subject.endswith("clamation été")
+    assert ix.subject == "Réclamation été"  # Latin-1 and UTF-8 bytes mixed in one header
     ix, _ = _message(outcomes, "8bit-in-from-name.eml")
     assert ix.customer is not None and ix.customer.identities[0].address == "juergen@example.de"
     _, m = _message(outcomes, "winmail-dat.eml")
