@@ -81,7 +81,7 @@ class _Text(HTMLParser):
         elif tag == "blockquote":
             self._parts.append((self._depth, "\n"))
             self._depth = max(0, self._depth - 1)
-        elif tag in _BLOCKS:
+        elif tag in _BLOCKS and tag != "li":  # the next item starts its own line
             self._parts.append((self._depth, "\n"))
 
     def handle_data(self, data: str) -> None:

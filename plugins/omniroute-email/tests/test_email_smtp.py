@@ -7,6 +7,7 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -107,6 +108,31 @@ async def test_a_mail_becomes_an_interaction_and_the_reply_goes_out_threaded(
             reply["Message-ID"],
             "<second@example.org>",
         ]
+
+
+async def test_250_comes_only_once_the_mail_is_durable(tmp_path: Path, sink: Sink) -> None:
+    gate = anyio.Event()
+    async with running(config(tmp_path, sink.port), tmp_path / "db") as (app, channel):
+        assert channel.port is not None
+        append = app.store.append
+
+        async def held(events: Any) -> int:
+            await gate.wait()
+            return await append(events)
+
+        app.store.append = held  # type: ignore[method-assign]
+        answered: list[object] = []
+
+        async def deliver() -> None:
+            answered.append(await send(channel.port or 0, mail()))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(deliver)
+            await anyio.sleep(0.5)
+            assert answered == [] and app.router.waiting()  # routed, not yet durable
+            gate.set()
+        assert answered == [{}]
+        assert len(await stored(app, ev.InteractionQueued)) == 1
 
 
 async def test_the_first_response_stops_the_sla_clock(tmp_path: Path, sink: Sink) -> None:
