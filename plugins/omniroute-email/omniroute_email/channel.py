@@ -60,7 +60,10 @@ class EmailChannel:
 
     async def deliver(self, interaction: Interaction, message: Message) -> None:
         """An agent's message: into the outbox (it is durable already); the outbox sends
-        it, now or after retries."""
+        it, now or after retries. An interaction this channel did not open has no address
+        to write to: refused loudly (the API answers 502), never dropped."""
+        if interaction.id not in self.threads.threads:
+            raise LookupError(f"{interaction.id} has no email thread (it was not received as mail)")
         self.outbox.apply(ev.MessageAdded(at=message.at, message=message))
 
     async def _listen(self) -> None:

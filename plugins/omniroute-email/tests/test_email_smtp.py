@@ -16,8 +16,8 @@ from emailkit import Sink, config, free_port, mail, running, send
 from omniroute_email.channel import EmailChannel
 
 from omniroute import events as ev
-from omniroute.app import App
-from omniroute.model import InteractionState
+from omniroute.app import App, DeliveryError
+from omniroute.model import Interaction, InteractionState
 from omniroute.web.passwords import hash_token
 
 pytestmark = pytest.mark.anyio
@@ -302,3 +302,14 @@ async def test_attachments_are_stored_and_guarded_like_their_interaction(
             bob = await client.get(link, headers={"Authorization": "Bearer bob-token"})
             assert bob.status_code == 404  # not bob's interaction
             assert (await client.get(link)).status_code == 401
+
+
+async def test_a_reply_with_no_mail_thread_is_refused_not_dropped(
+    tmp_path: Path, sink: Sink
+) -> None:
+    async with running(config(tmp_path, sink.port), tmp_path / "db") as (app, channel):
+        await app.submit(Interaction(id="typed-in", channel="email", queue="support"))
+        await accept(app, "typed-in")
+        with pytest.raises(DeliveryError, match="no email thread"):
+            await app.send_message("typed-in", "agent:ana", "Hello?")
+        assert channel.outbox.entries == {}
