@@ -40,7 +40,7 @@ from . import events as ev
 from .clock import Clock, RealClock
 from .config import Config, from_dict, validate_with_plugins
 from .conversations import Conversations
-from .model import TERMINAL_STATES, Agent, Interaction, Message, Presence
+from .model import TERMINAL_STATES, Agent, Customer, Interaction, Message, Presence
 from .plugins import PluginHost
 from .router.core import Router, RouterError, SnapshotError
 from .specs import Channel
@@ -186,6 +186,11 @@ class App:
             math.inf
         )
         self._subscribers: list[MemoryObjectSendStream[ev.Event]] = []
+        # New interactions whose customer a CRM plugin may know (omniroute_customer_lookup).
+        self._to_lookup: MemoryObjectSendStream[Interaction]
+        self._for_lookup: MemoryObjectReceiveStream[Interaction]
+        self._to_lookup, self._for_lookup = anyio.create_memory_object_stream[Interaction](10_000)
+        self._looks_up = bool(self.host.pm.hook.omniroute_customer_lookup.get_hookimpls())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], **kwargs: Any) -> App:
@@ -231,6 +236,8 @@ class App:
                 self._task_group = tg
                 self._running = True
                 tg.start_soon(self._observe, name="omniroute observers")
+                if self._looks_up:
+                    tg.start_soon(self._look_up_customers, name="omniroute customer look-ups")
                 if self._conversations_backlog is not None:
                     tg.start_soon(self._load_conversations, name="omniroute conversations")
                 if self._cluster is None:
@@ -373,6 +380,8 @@ class App:
         for subscriber in self._subscribers:
             subscriber.close()
         self._subscribers.clear()
+        self._to_lookup.close()
+        self._for_lookup.close()
         if self._owns_store:
             await self.store.close()
 
@@ -481,6 +490,35 @@ class App:
             logger.exception("channel %r failed to deliver message %s", ix.channel, message.id)
             raise DeliveryError(f"stored, but channel {ix.channel!r} failed: {exc}") from exc
         return message
+
+    # ------------------------------------------------------------------ customers
+
+    async def link_customer(self, customer_id: str, customer: Customer, by: str) -> None:
+        """Join addresses (and a name, fields) to a known customer, durably: contacts from
+        any of them share one history from now on; a customer already known by one of
+        them merges into this one. `by` says who knew ("crm", "agent:ana")."""
+        if self.conversations.customer(customer_id) is None:
+            raise RouterError(f'no customer "{customer_id}"')
+        customer_id = self.conversations.resolve(customer_id)
+        await self._command(self.router.link_customer, customer_id, customer, by)
+
+    async def _look_up_customers(self) -> None:
+        """Ask CRM plugins about each new contact's addresses, one contact at a time, off
+        the routing path, and record what they answer (the inbox's screen pop)."""
+        async for ix in self._for_lookup:
+            customer_id = self.conversations.customer_of(ix.id)
+            if ix.customer is None or customer_id is None:
+                continue
+            for identity in ix.customer.identities:
+                found = await self.host.first_result(
+                    "omniroute_customer_lookup", identity=identity, interaction=ix
+                )
+                if isinstance(found, Customer):
+                    try:
+                        await self.link_customer(customer_id, found, "crm")
+                    except (RouterError, RuntimeError, StoreError):
+                        logger.warning("could not record the CRM's answer about %s", ix.id)
+                    break
 
     def _live(self, interaction_id: str) -> Interaction:
         ix = self.router.interaction(interaction_id)  # RouterError if unknown
@@ -669,6 +707,14 @@ class App:
                 backlog.append(event)
             if observe:
                 self._to_observers.send_nowait(event)
+                if self._looks_up and isinstance(event, ev.InteractionQueued) and self._running:
+                    try:
+                        self._to_lookup.send_nowait(event.interaction)
+                    except anyio.WouldBlock:
+                        logger.warning(
+                            "customer look-ups are behind; %s is not looked up",
+                            event.interaction.id,
+                        )
         self._to_subscribers(events)
 
     def announce(self, event: ev.Event) -> None:

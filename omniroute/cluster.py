@@ -71,6 +71,7 @@ COMMANDS = (
     "remove_agent",
     "add_message",
     "add_note",
+    "link_customer",
 )
 
 #: Errors a forwarded command may end with that the caller gets back as themselves.

@@ -1,5 +1,10 @@
 """Conversations and contact history, folded from the event log: what an agent sees
-beside an interaction (its messages, the customer's earlier contacts).
+beside an interaction (its messages, the customer's earlier contacts, what a CRM knows).
+
+One customer across channels: a contact from an address already seen joins that
+customer; `CustomerLinked` events (a CRM's answer, or a person saying "this Telegram
+user is the customer with email x") join more addresses, merging two customers' histories
+when both were known.
 
 The router does not keep messages; this fold does, for live interactions and for the
 `keep_ended` most recently ended ones, so memory stays flat however long the process
@@ -14,7 +19,7 @@ from typing import Any
 import msgspec
 
 from . import events as ev
-from .model import Interaction, InteractionState, Message
+from .model import Customer, Identity, Interaction, InteractionState, Message
 
 __all__ = ["Contact", "Conversations"]
 
@@ -46,6 +51,8 @@ class Conversations:
         self._history: dict[str, list[str]] = {}  # customer id -> interaction ids
         self._by_address: dict[tuple[str, str], str] = {}  # (channel, address) -> customer
         self._addresses: dict[str, set[tuple[str, str]]] = {}  # customer -> addresses
+        self._profiles: dict[str, Customer] = {}  # customer -> name, fields (screen pop)
+        self._merged: dict[str, str] = {}  # a customer merged into another -> that one
         #: True while the fold is still reading the log after a restart (partial).
         self.loading = False
 
@@ -57,13 +64,34 @@ class Conversations:
         return self._customer_of.get(interaction_id)
 
     def history(self, customer_id: str) -> list[Contact]:
-        """The customer's contacts, newest first (as many as are kept)."""
-        ids = self._history.get(customer_id, [])
-        return [self._contacts[i] for i in reversed(ids) if i in self._contacts]
+        """The customer's contacts on every channel, newest first (as many as are kept)."""
+        ids = self._history.get(self.resolve(customer_id), [])
+        contacts = [self._contacts[i] for i in ids if i in self._contacts]
+        return sorted(contacts, key=lambda c: c.created_at, reverse=True)
 
     def customer_at(self, channel: str, address: str) -> str | None:
         """The customer already known by this address, if any."""
         return self._by_address.get((channel, address))
+
+    def resolve(self, customer_id: str) -> str:
+        """The customer's id now: a customer merged into another answers the other's."""
+        while customer_id in self._merged:
+            customer_id = self._merged[customer_id]
+        return customer_id
+
+    def customer(self, customer_id: str) -> Customer | None:
+        """Who the customer is: name, every known address, and what a CRM said."""
+        customer_id = self.resolve(customer_id)
+        addresses = self._addresses.get(customer_id)
+        profile = self._profiles.get(customer_id)
+        if profile is None and addresses is None:
+            return None
+        return Customer(
+            id=customer_id,
+            name=profile.name if profile else None,
+            identities=[Identity(c, a) for c, a in sorted(addresses or ())],
+            attributes=dict(profile.attributes) if profile else {},
+        )
 
     # -- folding --------------------------------------------------------------------
     def apply(self, event: ev.Event) -> None:
@@ -94,13 +122,46 @@ class Conversations:
             for i in ix.customer.identities
             if (i.channel, i.address) in self._by_address
         ]
-        customer = known[0] if known else ix.customer.id
-        for identity in ix.customer.identities:
-            address = (identity.channel, identity.address)
-            if address not in self._by_address:
-                self._by_address[address] = customer
-                self._addresses.setdefault(customer, set()).add(address)
+        customer = known[0] if known else self.resolve(ix.customer.id)
+        self._join(customer, ix.customer)
         return customer
+
+    def _linked(self, e: ev.CustomerLinked) -> None:
+        target = self.resolve(e.customer_id)
+        self._history.setdefault(target, [])
+        self._join(target, e.customer)
+
+    def _join(self, target: str, customer: Customer) -> None:
+        """Give `target` the customer's addresses (merging whoever held one) and profile."""
+        for identity in customer.identities:
+            address = (identity.channel, identity.address)
+            owner = self._by_address.get(address)
+            if owner is not None and owner != target:
+                self._merge(owner, target)
+            self._by_address[address] = target
+            self._addresses.setdefault(target, set()).add(address)
+        profile = self._profiles.get(target)
+        if profile is None:
+            profile = self._profiles[target] = Customer(id=target)
+        profile.name = customer.name or profile.name
+        profile.attributes.update(customer.attributes)
+
+    def _merge(self, source: str, target: str) -> None:
+        """Everything known of `source` now belongs to `target`."""
+        for address in self._addresses.pop(source, ()):
+            self._by_address[address] = target
+            self._addresses.setdefault(target, set()).add(address)
+        ids = self._history.pop(source, [])
+        for interaction_id in ids:
+            self._customer_of[interaction_id] = target
+        history = self._history.setdefault(target, [])
+        history.extend(i for i in ids if i not in history)
+        old = self._profiles.pop(source, None)
+        if old is not None:
+            profile = self._profiles.setdefault(target, Customer(id=target))
+            profile.name = profile.name or old.name
+            profile.attributes = {**old.attributes, **profile.attributes}
+        self._merged[source] = target
 
     def _message(self, e: ev.MessageAdded) -> None:
         self._messages.setdefault(e.message.interaction_id, []).append(e.message)
@@ -133,8 +194,11 @@ class Conversations:
             history.remove(interaction_id)
         if not history:
             self._history.pop(customer, None)
+            self._profiles.pop(customer, None)
             for address in self._addresses.pop(customer, ()):
                 self._by_address.pop(address, None)
+            for alias in [a for a, t in self._merged.items() if t == customer]:
+                del self._merged[alias]
 
     _handlers: dict[type[ev.Event], Any] = {
         ev.InteractionQueued: _queued,
@@ -143,6 +207,7 @@ class Conversations:
         ev.Completed: _ended,
         ev.Abandoned: _ended,
         ev.Closed: _ended,
+        ev.CustomerLinked: _linked,
     }
 
 

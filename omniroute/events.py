@@ -11,7 +11,16 @@ from typing import Any
 
 import msgspec
 
-from .model import Action, Agent, EscalationStep, Explanation, Interaction, Message, Presence
+from .model import (
+    Action,
+    Agent,
+    Customer,
+    EscalationStep,
+    Explanation,
+    Interaction,
+    Message,
+    Presence,
+)
 
 
 class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
@@ -207,6 +216,17 @@ class Typing(Event, tag="typing"):
     sender: str
 
 
+class CustomerLinked(Event, tag="customer_linked"):
+    """Addresses (and what a CRM knows of the person) joined to one customer, so that
+    contacts from any of them share one history. Two customers already known by these
+    addresses merge into `customer_id`. `by` is "crm" for a look-up's answer, or who
+    linked them by hand ("agent:ana", "supervisor:sue")."""
+
+    customer_id: str
+    customer: Customer
+    by: str
+
+
 class Note(Event, tag="note"):
     """Free-form record from a plugin or an admin action; the router ignores it."""
 
@@ -228,6 +248,7 @@ AnyEvent = (
     | WrapUpEnded
     | Closed
     | CallbackRequested
+    | CustomerLinked
     | EscalationApplied
     | ActionApplied
     | CallbackOffered

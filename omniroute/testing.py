@@ -166,8 +166,9 @@ def app(plugin_host: PluginHost) -> Callable[..., Any]:
 
 
 @asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """Run `app` and its web server (on `[server]`, but on a free loopback port) for the
+async def serving(app: Any, port: int = 0) -> AsyncIterator[str]:
+    """Run `app` and its web server (on `[server]`, but on loopback: a free port unless
+    `port` is given, for a URL that must be known in advance, like a webhook's) for the
     duration of the block; yields the base URL, e.g. "http://127.0.0.1:41234".
 
         async with serving(app) as url, httpx.AsyncClient(base_url=url) as client:
@@ -177,7 +178,7 @@ async def serving(app: Any) -> AsyncIterator[str]:
 
     from .web.serve import serve_app
 
-    server = msgspec.structs.replace(app.config.server, host="127.0.0.1", port=0)
+    server = msgspec.structs.replace(app.config.server, host="127.0.0.1", port=port)
     ready: list[str] = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: serve_app(app, server, on_ready=ready.append))

@@ -31,6 +31,7 @@ from ..model import (
     ActionKind,
     Agent,
     Candidate,
+    Customer,
     Explanation,
     Interaction,
     InteractionState,
@@ -137,6 +138,7 @@ class Router:
             ev.CallbackOffered: _nothing,
             ev.SlaAtRisk: _nothing,
             ev.Note: _nothing,
+            ev.CustomerLinked: _nothing,
         }
         for queue in queues:
             spec = strategies.get(queue.strategy)
@@ -342,6 +344,14 @@ class Router:
         note = ev.Note(at=self.now, kind=kind, data=data)
         self._emit(note)
         return note
+
+    def link_customer(self, customer_id: str, customer: Customer, by: str) -> None:
+        """Join addresses to a customer (the router ignores it; the conversations fold
+        merges): a command, so that on several nodes the leader writes it, in order."""
+        self._tick()
+        self._emit(
+            ev.CustomerLinked(at=self.now, customer_id=customer_id, customer=customer, by=by)
+        )
 
     def request_callback(self, interaction_id: str, number: str) -> None:
         """The customer chose a callback: they hang up but keep their place in line."""

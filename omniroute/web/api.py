@@ -19,7 +19,15 @@ from .. import events as ev
 from ..app import DeliveryError
 from ..config import ConfigError, convert
 from ..conversations import Contact
-from ..model import TERMINAL_STATES, Agent, Interaction, InteractionState, Message
+from ..model import (
+    TERMINAL_STATES,
+    Agent,
+    Customer,
+    Identity,
+    Interaction,
+    InteractionState,
+    Message,
+)
 from ..router.core import RouterError
 from .auth import Principal, TooManyAttempts
 from .settings import Role
@@ -27,6 +35,7 @@ from .views import (
     AgentView,
     AssignBody,
     ConversationView,
+    LinkBody,
     LoginBody,
     MessageBody,
     OfferView,
@@ -205,6 +214,7 @@ async def conversation(call: Call) -> ConversationView:
         script=queue.script,
         canned=list(queue.canned),
         loading=app.conversations.loading,
+        customer=app.conversations.customer(customer) if customer else None,
     )
 
 
@@ -216,6 +226,8 @@ async def send_message(call: Call) -> Message:
     """Reply in the conversation's own channel (agents: once it is assigned to them;
     supervisors join any live conversation)."""
     body: MessageBody = call.body
+    if not body.text.strip() and not body.attachments:
+        raise ApiError(422, "write something or attach a file", "text")
     ix = _readable(call, call.params["interaction_id"])
     if ix.state in (InteractionState.WAITING, InteractionState.OFFERED):
         raise ApiError(409, "accept the offer before replying")
@@ -228,7 +240,9 @@ async def send_message(call: Call) -> Message:
     else:
         raise ApiError(409, "accept the offer before replying")
     try:
-        return await _run(call.app.send_message(ix.id, sender, body.text))
+        return await _run(
+            call.app.send_message(ix.id, sender, body.text, attachments=body.attachments)
+        )
     except DeliveryError as exc:
         raise ApiError(502, str(exc)) from None
 
@@ -249,6 +263,51 @@ async def typing(call: Call) -> None:
 async def customer_history(call: Call) -> list[Contact]:
     """A customer's contacts across channels, newest first."""
     return call.app.conversations.history(call.params["customer_id"])
+
+
+@endpoint("GET", "/api/customers/{customer_id}", Role.SUPERVISOR, returns=Customer)
+async def customer(call: Call) -> Customer:
+    """Who a customer is: name, every address on every channel, what a CRM said."""
+    return _customer(call.app, call.params["customer_id"])
+
+
+@endpoint(
+    "POST", "/api/customers/{customer_id}/addresses", Role.SUPERVISOR, body=LinkBody,
+    returns=Customer,
+)  # fmt: skip
+async def link_address(call: Call) -> Customer:
+    """Add an address to a customer; a customer known by it merges into this one (their
+    histories become one). Durable: an event in the log."""
+    found = _customer(call.app, call.params["customer_id"])
+    return await _link(call, found.id, call.body, f"supervisor:{call.me.id}")
+
+
+@endpoint(
+    "POST", "/api/interactions/{interaction_id}/customer/addresses", Role.AGENT,
+    body=LinkBody, returns=Customer,
+)  # fmt: skip
+async def link_interaction_address(call: Call) -> Customer:
+    """ "This customer is also the one with email x": add an address to the customer of
+    a conversation the caller may read, merging whoever was known by it."""
+    ix = _readable(call, call.params["interaction_id"])
+    customer_id = call.app.conversations.customer_of(ix.id)
+    if customer_id is None:
+        raise ApiError(409, "this conversation has no customer to link")
+    kind = "supervisor" if call.me.has(Role.SUPERVISOR) else "agent"
+    return await _link(call, customer_id, call.body, f"{kind}:{call.me.id}")
+
+
+async def _link(call: Call, customer_id: str, body: LinkBody, by: str) -> Customer:
+    address = Customer(id=customer_id, identities=[Identity(body.channel, body.address)])
+    await _run(call.app.link_customer(customer_id, address, by))
+    return _customer(call.app, customer_id)
+
+
+def _customer(app: App, customer_id: str) -> Customer:
+    found = app.conversations.customer(customer_id)
+    if found is None:
+        raise ApiError(404, f'no customer "{customer_id}" (or none of their contacts is kept)')
+    return found
 
 
 @endpoint("POST", "/api/interactions/{interaction_id}/complete", Role.AGENT)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 
 from ..conversations import Contact
-from ..model import Agent, Interaction, Message, Presence
+from ..model import Agent, Customer, Interaction, Message, Presence
 from .settings import Role
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "AssignBody",
     "ConversationView",
     "ErrorBody",
+    "LinkBody",
     "LoginBody",
     "MessageBody",
     "OfferView",
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):
@@ -105,7 +107,18 @@ class Wallboard(msgspec.Struct, kw_only=True):
 
 
 class MessageBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+    text: Annotated[str, msgspec.Meta(max_length=20_000)]
+    #: Files to send, as the URLs a channel's upload route answered (a channel that
+    #: takes files from agents says where to upload them; Telegram does).
+    attachments: Annotated[list[Url], msgspec.Meta(max_length=10)] = []
+
+
+class LinkBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An address of the same person on a channel: "this Telegram user is the customer
+    with email x" is `{"channel": "email", "address": "x@example.com"}`."""
+
+    channel: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+    address: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
 class ConversationView(msgspec.Struct, kw_only=True):
@@ -118,6 +131,8 @@ class ConversationView(msgspec.Struct, kw_only=True):
     position: int  # place in line while waiting, else 0
     script: str | None
     canned: list[str]
+    #: Who the customer is across channels: name, addresses, what a CRM said (screen pop).
+    customer: Customer | None = None
     #: True for a few seconds after a restart, while older messages are still read back.
     loading: bool = False
 
