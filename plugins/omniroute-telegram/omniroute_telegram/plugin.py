@@ -1,0 +1,139 @@
+"""The hook implementations: the channel, its `[plugins.telegram]` section, and its
+routes: the webhook Telegram posts to, the files of conversations (behind the
+interaction's own authorisation), and the outbox as supervisors see it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from omniroute import hookimpl
+from omniroute.router.core import RouterError
+from omniroute.specs import ChannelSpec, ConfigSpec, RouteSpec
+from omniroute.web.api import may_read
+from omniroute.web.settings import Role
+
+from .channel import TelegramChannel
+from .files import FileTooLarge, original_name
+from .settings import TelegramSettings
+
+#: Telegram's updates are small; anything bigger is not one.
+MAX_UPDATE = 1_000_000
+
+
+@hookimpl
+def omniroute_channels() -> Iterator[ChannelSpec]:
+    yield ChannelSpec(
+        name="telegram",
+        factory=TelegramChannel,
+        description="Telegram bot: customers' chats join the queue (polling or webhook)",
+    )
+
+
+@hookimpl
+def omniroute_config_sections() -> Iterator[ConfigSpec]:
+    yield ConfigSpec(section="telegram", type=TelegramSettings)
+
+
+@hookimpl
+def omniroute_web_routes() -> Iterator[RouteSpec]:
+    yield RouteSpec(path="/telegram/webhook", endpoint=_webhook, methods=("POST",), role="public")
+    yield RouteSpec(path="/telegram/files/{interaction_id}/{name}", endpoint=_download)
+    yield RouteSpec(path="/telegram/files/{interaction_id}", endpoint=_upload, methods=("POST",))
+    yield RouteSpec(path="/telegram/outbox", endpoint=_outbox, role="supervisor")
+
+
+def _channel(request: Request) -> TelegramChannel | None:
+    channel: TelegramChannel | None = request.app.state.omniroute.channels.get("telegram")
+    return channel
+
+
+async def _webhook(request: Request) -> Response:
+    channel = _channel(request)
+    if channel is None:
+        return Response(status_code=404)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_UPDATE:
+        return Response(status_code=413)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_UPDATE:
+            return Response(status_code=413)
+    secret = request.headers.get("x-telegram-bot-api-secret-token")
+    return Response(status_code=await channel.webhook(secret, body))
+
+
+def _readable(request: Request) -> str | Response:
+    """The interaction id of the path, if the caller may read that conversation."""
+    app = request.app.state.omniroute
+    interaction_id = request.path_params["interaction_id"]
+    principal = request.state.principal
+    try:
+        ix = app.router.interaction(interaction_id)
+    except RouterError:
+        ix = None
+    if ix is not None and may_read(app, principal, ix):
+        return str(interaction_id)
+    if ix is None and principal.has(Role.SUPERVISOR):
+        return str(interaction_id)  # a conversation that ended: supervisors still may
+    return JSONResponse({"error": f'no conversation "{interaction_id}"'}, status_code=404)
+
+
+async def _download(request: Request) -> Response:
+    channel = _channel(request)
+    allowed = _readable(request)
+    if channel is None or isinstance(allowed, Response):
+        return allowed if isinstance(allowed, Response) else Response(status_code=404)
+    name = request.path_params["name"]
+    path = channel.files.path(allowed, name)
+    if path is None:
+        return JSONResponse({"error": f'no file "{name}"'}, status_code=404)
+    return FileResponse(
+        path,
+        filename=original_name(name),
+        content_disposition_type="attachment",  # never rendered by the inbox's origin
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def _upload(request: Request) -> Response:
+    """An agent's file for the customer: the body is the file, `?name=` its name.
+    Answers `{"url": ...}` to put in a message's `attachments`."""
+    channel = _channel(request)
+    allowed = _readable(request)
+    if channel is None or isinstance(allowed, Response):
+        return allowed if isinstance(allowed, Response) else Response(status_code=404)
+    name = request.query_params.get("name", "file")
+    limit = channel.files.max_bytes
+    content = b""
+    async for chunk in request.stream():
+        content += chunk
+        if len(content) > limit:
+            return JSONResponse({"error": f"files are limited to {limit} bytes"}, 413)
+    try:
+        url = await channel.files.save(allowed, name, content)
+    except FileTooLarge as exc:
+        return JSONResponse({"error": str(exc)}, status_code=413)
+    return JSONResponse({"url": url}, status_code=201)
+
+
+async def _outbox(request: Request) -> Response:
+    """What the bot has not managed to send yet, with attempts and the last error."""
+    channel = _channel(request)
+    items: list[Any] = [] if channel is None else channel.outbox.pending()
+    data = [
+        {
+            "chat": item.chat,
+            "interaction": item.interaction_id,
+            "message": item.message_id,
+            "since": item.since,
+            "attempts": item.attempts,
+            "error": item.error,
+        }
+        for item in items
+    ]
+    return JSONResponse(data)
