@@ -66,8 +66,8 @@ class Conversations:
     def history(self, customer_id: str) -> list[Contact]:
         """The customer's contacts on every channel, newest first (as many as are kept)."""
         ids = self._history.get(self.resolve(customer_id), [])
-        contacts = [self._contacts[i] for i in ids if i in self._contacts]
-        return sorted(contacts, key=lambda c: c.created_at, reverse=True)
+        contacts = [self._contacts[i] for i in reversed(ids) if i in self._contacts]
+        return sorted(contacts, key=lambda c: c.created_at, reverse=True)  # ties: newest
 
     def customer_at(self, channel: str, address: str) -> str | None:
         """The customer already known by this address, if any."""
@@ -122,7 +122,13 @@ class Conversations:
             for i in ix.customer.identities
             if (i.channel, i.address) in self._by_address
         ]
-        customer = known[0] if known else self.resolve(ix.customer.id)
+        own = self.resolve(ix.customer.id)
+        customer = known[0] if known else own
+        if own != customer:  # known by an address: their own id now names this customer
+            if own in self._history:
+                self._merge(own, customer)
+            else:
+                self._merged[own] = customer
         self._join(customer, ix.customer)
         return customer
 

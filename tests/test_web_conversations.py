@@ -178,3 +178,64 @@ async def test_typing_is_announced_for_own_chats_only(
         typing = events.receive_nowait()
         assert typing.sender == "agent:ana" and typing.interaction_id == ix.id  # type: ignore[attr-defined]
     assert (await site.call("bob", "POST", f"/api/interactions/{ix.id}/typing")).status_code == 404
+
+
+async def test_an_agent_links_two_addresses_and_the_histories_merge(
+    site: Site, echo_channel: EchoChannel
+) -> None:
+    earlier = await site.app.submit(
+        Interaction(
+            id="mail-1",
+            channel="email",
+            queue="sales",
+            customer=Customer(id="mail:c", identities=[Identity("email", "c@example.com")]),
+        )
+    )
+    await site.app.abandon(earlier.id)
+    chat = await chat_with_ana(site, echo_channel, address="tg-424242")
+    view = (await site.call("ana", "GET", f"/api/interactions/{chat.id}/conversation")).json()
+    assert view["history"] == [] and view["customer"]["id"] == "tg-424242"
+
+    link = {"channel": "email", "address": "c@example.com"}
+    path = f"/api/interactions/{chat.id}/customer/addresses"
+    linked = await site.call("ana", "POST", path, json=link)
+    assert linked.status_code == 200, linked.text
+    assert {"channel": "email", "address": "c@example.com"} in linked.json()["identities"]
+    view = (await site.call("ana", "GET", f"/api/interactions/{chat.id}/conversation")).json()
+    assert [c["id"] for c in view["history"]] == ["mail-1"]
+    # Durable: an event in the log says who linked them.
+    events = [e async for _, e in site.app.store.read()]
+    [event] = [e for e in events if type(e).__name__ == "CustomerLinked"]
+    assert event.by == "agent:ana" and event.customer_id == "tg-424242"
+    # Either id now answers the same customer.
+    history = (await site.call("sue", "GET", "/api/customers/mail:c/history")).json()
+    assert [c["id"] for c in history] == [chat.id, "mail-1"]
+    other = await site.call("bob", "POST", path, json=link)
+    assert other.status_code == 404  # not bob's conversation
+
+
+async def test_a_supervisor_links_an_address_to_a_customer(
+    site: Site, echo_channel: EchoChannel
+) -> None:
+    chat = await chat_with_ana(site, echo_channel, address="+3519")
+    body = {"channel": "telegram", "address": "77"}
+    linked = await site.call("sue", "POST", "/api/customers/+3519/addresses", json=body)
+    assert linked.status_code == 200
+    assert (
+        await site.call("ana", "POST", "/api/customers/+3519/addresses", json=body)
+    ).status_code == 403
+    missing = await site.call("sue", "POST", "/api/customers/nobody/addresses", json=body)
+    assert missing.status_code == 404
+    bad = await site.call("sue", "POST", "/api/customers/+3519/addresses", json={"channel": ""})
+    assert bad.status_code == 422
+    later = Interaction(
+        id="tg-2",
+        channel="telegram",
+        queue="support",
+        customer=Customer(id="telegram:77", identities=[Identity("telegram", "77")]),
+    )
+    await site.app.submit(later)
+    customer = (await site.call("sue", "GET", "/api/customers/telegram:77")).json()
+    assert customer["id"] == "+3519"
+    history = (await site.call("sue", "GET", "/api/customers/+3519/history")).json()
+    assert [c["id"] for c in history] == ["tg-2", chat.id]
