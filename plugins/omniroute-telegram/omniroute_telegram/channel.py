@@ -32,6 +32,8 @@ from .settings import TelegramSettings
 
 __all__ = ["TelegramChannel"]
 
+WAITING = InteractionState.WAITING
+
 logger = logging.getLogger("omniroute.telegram")
 
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -65,6 +67,7 @@ class TelegramChannel:
         self.ready = anyio.Event()  # set once the log is read back and updates flow
         self.last_heard: dict[str, float] = {}  # interaction -> customer's last message
         self._told: dict[str, tuple[int, float]] = {}  # interaction -> position, when
+        self._greet: dict[str, str] = {}  # interaction -> greeting due on the next tick
 
     # ------------------------------------------------------------------ the adapter
 
@@ -228,11 +231,14 @@ class TelegramChannel:
                     self._told.pop(interaction_id, None)
 
     async def _every_second(self) -> None:
-        """Places in line for those waiting; the end of conversations gone silent."""
+        """Greetings with the place in line for newcomers, new places for those waiting
+        (at most every `position_every`), and the end of conversations gone silent."""
         clock = self.app.clock
+        every = self.settings.position_every
         while True:
             await clock.sleep_until(clock.now() + 1.0)
             now = clock.now()
+            lines: dict[str, dict[str, int]] = {}  # queue -> interaction -> place
             for chat, interaction_id in list(self.inbound.live.items()):
                 ix = self._live(interaction_id)
                 if ix is None:
@@ -240,16 +246,25 @@ class TelegramChannel:
                 if now - self.last_heard.get(interaction_id, now) > self.settings.silence:
                     await self.end(interaction_id, "The customer went silent.")
                     continue
-                if ix.state is not InteractionState.WAITING:
-                    continue
-                position = self.app.router.position(interaction_id)
+                greeting = self._greet.pop(interaction_id, None)
                 told, when = self._told.get(interaction_id, (0, now))
-                if position and position != told and now - when >= self.settings.position_every:
+                if greeting is None and (now - when < every or ix.state is not WAITING):
+                    continue
+                if ix.queue not in lines:  # one pass over a queue, not one per customer
+                    waiting = self.app.router.waiting(ix.queue)
+                    lines[ix.queue] = {w.id: place for place, w in enumerate(waiting, 1)}
+                position = lines[ix.queue].get(interaction_id, 0)
+                if greeting is not None:
+                    self._told[interaction_id] = (position, now)
+                    suffix = f" You are number {position} in line." if position else ""
+                    self.say(chat, greeting + suffix)
+                elif position and position != told:
                     self._told[interaction_id] = (position, now)
                     self.say(chat, f"You are number {position} in line.")
 
-    def told_position(self, interaction_id: str, position: int) -> None:
-        self._told[interaction_id] = (position, self.app.clock.now())
+    def greet(self, interaction_id: str, text: str) -> None:
+        """Say `text` with the customer's place in line, on the next tick."""
+        self._greet[interaction_id] = text
 
     async def end(self, interaction_id: str, why: str) -> None:
         """End a conversation for the customer: abandoned if nobody answered yet, else

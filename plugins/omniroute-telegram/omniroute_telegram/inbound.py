@@ -253,12 +253,8 @@ class Inbound:
         for message in messages:
             await self.add(message)
         self.pending.pop(chat, None)
-        position = self.app.router.position(interaction_id)
-        self.channel.told_position(interaction_id, position)
         greeting = "Thank you." if self.settings.topics else self.settings.greeting
-        if position:
-            greeting += f" You are number {position} in line."
-        self.channel.say(chat, greeting)
+        self.channel.greet(interaction_id, greeting)
 
     async def add(self, message: Message) -> None:
         known = self.app.conversations.messages(message.interaction_id)
