@@ -150,6 +150,27 @@ async def test_a_plugins_note_is_durable_when_add_note_returns(app: MakeApp) -> 
 
 
 @pytest.mark.anyio
+async def test_an_interaction_and_its_first_messages_are_one_write(app: MakeApp) -> None:
+    from omniroute.model import Message
+
+    store = GatedStore()
+    async with app(CONFIG, store=store).running() as running:
+        first = Message(id="m1", interaction_id="i1", sender="customer", text="hello")
+        await running.submit(contact(1), [first])
+        assert store.batches[-1] == 2  # one append holds both
+        assert [type(e) for e in await stored(store)][-2:] == [
+            ev.InteractionQueued,
+            ev.MessageAdded,
+        ]
+        assert [m.text for m in running.conversations.messages("i1")] == ["hello"]
+        stray = Message(id="m2", interaction_id="other", sender="customer")
+        with pytest.raises(ValueError, match="is not of"):
+            await running.submit(contact(2), [stray])
+        with pytest.raises(RouterError):
+            running.router.interaction("i2")  # refused before the router saw it
+
+
+@pytest.mark.anyio
 async def test_concurrent_commands_are_logged_in_router_order_in_batches(app: MakeApp) -> None:
     store = GatedStore()
     async with app(CONFIG, store=store).running() as running:

@@ -246,12 +246,14 @@ class Inbound:
             attributes=attributes,
         )
         if self.channel._live(interaction_id) is None:
-            await self.app.submit(ix)  # durable: only now may the update be confirmed
+            # Durable with its first messages: only now may the update be confirmed.
+            await self.app.submit(ix, messages)
+        else:  # the update came again after a restart: add what is missing
+            for message in messages:
+                await self.add(message)
         self.live[chat] = interaction_id
         self._chats[interaction_id] = chat
         self.channel.last_heard[interaction_id] = self.app.clock.now()
-        for message in messages:
-            await self.add(message)
         self.pending.pop(chat, None)
         greeting = "Thank you." if self.settings.topics else self.settings.greeting
         self.channel.greet(interaction_id, greeting)
