@@ -63,6 +63,15 @@ def test_channels(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # its files are gone
 
 
+def test_channels_telegram() -> None:
+    pytest.importorskip("omniroute_telegram", reason="the Telegram plugin is not installed")
+    lines = subprocess.run(
+        [sys.executable, "-m", "bench.channels_telegram", "--updates", "200"],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=120,
+    ).stdout.splitlines()  # fmt: skip
+    assert lines[-1].startswith("channels: telegram ") and "updates/s" in lines[-1]
+
+
 def test_unknown_benchmark_is_refused() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench", "nope"], cwd=ROOT, capture_output=True, text=True
