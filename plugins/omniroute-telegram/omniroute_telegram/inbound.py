@@ -183,7 +183,7 @@ class Inbound:
         pending = self.pending.setdefault(chat, [])
         if any(m.id == said.id for m in pending):
             return
-        await self.app.note(PENDING, {"chat": chat, "message": msgspec.to_builtins(said)})
+        await self.app.add_note(PENDING, {"chat": chat, "message": msgspec.to_builtins(said)})
         pending.append(said)
         if len(pending) == 1:
             self.channel.say(chat, self.settings.greeting)
@@ -206,7 +206,7 @@ class Inbound:
     async def _stop(self, chat: int, update_id: int, live: str | None) -> None:
         if live is None:
             if self.pending.pop(chat, None):
-                await self.app.note(PENDING, {"chat": chat, "dropped": update_id})
+                await self.app.add_note(PENDING, {"chat": chat, "dropped": update_id})
             self.channel.say(chat, "There is no conversation to end.")
             return
         line = Message(
@@ -320,7 +320,7 @@ class Inbound:
         """An update that cannot be understood is kept in the log with the reason."""
         logger.warning("telegram: update %s refused: %s", update_id, why)
         text = raw if isinstance(raw, str) else json.dumps(raw, default=str)[:2000]
-        await self.app.note(REJECTED, {"update_id": update_id, "reason": why, "update": text})
+        await self.app.add_note(REJECTED, {"update_id": update_id, "reason": why, "update": text})
 
 
 _KINDS = ("sticker", "video", "video_note", "location", "contact", "poll", "animation")

@@ -165,6 +165,6 @@ class Outbox:
 
     async def _remember(self, kind: str, data: dict[str, Any]) -> None:
         try:
-            await self.app.note(kind, data)
+            await self.app.add_note(kind, data)
         except Exception:  # stopping: after a restart it is sent again (at least once)
             logger.warning("telegram: could not record %s %s", kind, data)

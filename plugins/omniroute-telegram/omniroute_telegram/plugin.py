@@ -11,9 +11,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from omniroute import hookimpl
-from omniroute.router.core import RouterError
 from omniroute.specs import ChannelSpec, ConfigSpec, RouteSpec
-from omniroute.web.api import may_read
+from omniroute.web.api import readable
 from omniroute.web.settings import Role
 
 from .channel import TelegramChannel
@@ -68,18 +67,15 @@ async def _webhook(request: Request) -> Response:
 
 
 def _readable(request: Request) -> str | Response:
-    """The interaction id of the path, if the caller may read that conversation."""
+    """The interaction id of the path, if the caller may read that conversation (as the
+    API decides; supervisors also once it ended)."""
     app = request.app.state.omniroute
-    interaction_id = request.path_params["interaction_id"]
+    interaction_id = str(request.path_params["interaction_id"])
     principal = request.state.principal
-    try:
-        ix = app.router.interaction(interaction_id)
-    except RouterError:
-        ix = None
-    if ix is not None and may_read(app, principal, ix):
-        return str(interaction_id)
-    if ix is None and principal.has(Role.SUPERVISOR):
-        return str(interaction_id)  # a conversation that ended: supervisors still may
+    if readable(app, principal, interaction_id) is not None:
+        return interaction_id
+    if principal.has(Role.SUPERVISOR) and interaction_id not in app.router.active:
+        return interaction_id  # a conversation that ended: supervisors still may
     return JSONResponse({"error": f'no conversation "{interaction_id}"'}, status_code=404)
 
 
