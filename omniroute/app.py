@@ -402,26 +402,8 @@ class App:
 
         `messages` are its first messages (what the customer wrote), made durable in the
         same write: a channel acknowledges both at once, at the cost of one commit."""
-        if not messages:
-            return _snapshot(await self._command(self.router.submit, interaction))
-        if self._failure is not None:
-            raise self._failure
-        if not self._running:
-            raise RuntimeError("the app is not running: `await tg.start(app.run)` first")
-        for message in messages:
-            if message.interaction_id != interaction.id:
-                raise ValueError(f'message "{message.id}" is not of "{interaction.id}"')
-        submitted = None
-        try:
-            submitted = self.router.submit(interaction)
-        finally:
-            events = self.router.drain()
-            if submitted is not None:
-                for message in messages:
-                    self.router.add_message(message)
-                events += self.router.drain()
-            await self._flush(self._stage(events))
-        return _snapshot(submitted)
+        first = list(messages) or None
+        return _snapshot(await self._command(self.router.submit, interaction, first))
 
     async def accept(self, offer_id: str, agent_id: str | None = None) -> Interaction:
         return _snapshot(await self._command(self.router.accept, offer_id, agent_id))

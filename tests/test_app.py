@@ -164,7 +164,7 @@ async def test_an_interaction_and_its_first_messages_are_one_write(app: MakeApp)
         ]
         assert [m.text for m in running.conversations.messages("i1")] == ["hello"]
         stray = Message(id="m2", interaction_id="other", sender="customer")
-        with pytest.raises(ValueError, match="is not of"):
+        with pytest.raises(RouterError, match="is not of"):
             await running.submit(contact(2), [stray])
         with pytest.raises(RouterError):
             running.router.interaction("i2")  # refused before the router saw it

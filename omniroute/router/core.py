@@ -162,9 +162,17 @@ class Router:
 
     # ================================================================== commands
 
-    def submit(self, interaction: Interaction) -> Interaction:
-        """Put a new interaction in its queue and offer it if an agent is free."""
+    def submit(
+        self, interaction: Interaction, messages: list[Message] | None = None
+    ) -> Interaction:
+        """Put a new interaction in its queue and offer it if an agent is free.
+
+        `messages` are its first messages (what the customer wrote), logged right after it
+        and before any offer, so that a channel makes both durable in one write."""
         self._tick()
+        for message in messages or ():
+            if message.interaction_id != interaction.id:
+                raise RouterError(f'message "{message.id}" is not of "{interaction.id}"')
         queue = self.queues.get(interaction.queue)
         if queue is None:
             raise RouterError(
@@ -192,6 +200,9 @@ class Router:
         if ix.preferred_agent is None and queue.config.preferred_agent_wait > 0 and ix.customer:
             ix.preferred_agent = self.last_agent.get(ix.customer.id)
         self._emit(ev.InteractionQueued(at=self.now, interaction=ix))
+        for message in messages or ():
+            stamped = msgspec.structs.replace(message, at=message.at or self.now)
+            self._emit(ev.MessageAdded(at=self.now, message=stamped))
         w = self.active[ix.id]
         if queue.calendar is not None and not queue.calendar.is_open(self.now):
             self._apply_action(w, queue.config.hours.closed, "closed")  # type: ignore[union-attr]

@@ -100,20 +100,22 @@ class TelegramChannel:
             self.ready.set()
 
     async def deliver(self, interaction: Interaction, message: Message) -> None:
-        """An agent's message: durable already; the outbox sends it, retrying until
-        Telegram takes it (never dropped silently)."""
-        chat = _chat_of(interaction)
+        """An agent's message, durable already. The routing node's channel sends it (it
+        follows every durable message, wherever it was written) through the outbox,
+        retrying until Telegram takes it; here only its files are checked."""
         for url in message.attachments:
             found = self.files.from_url(url)
             if found is None or found[0] != interaction.id:
                 raise ValueError(f"{url}: not a file of this conversation (upload it first)")
+
+    def _send_later(self, message: Message, chat: int) -> None:
         self.outbox.put(
             Outgoing(
                 chat=chat,
                 text=message.text,
                 files=list(message.attachments),
                 message_id=message.id,
-                interaction_id=interaction.id,
+                interaction_id=message.interaction_id,
             )
         )
 
@@ -214,13 +216,29 @@ class TelegramChannel:
     # ------------------------------------------------------------------ news for customers
 
     async def _follow_events(self) -> None:
+        """Agents' messages to send, and news for customers. A subscription dropped for
+        reading too slowly is taken again, and what it missed is read from the log."""
+        while True:
+            await self._follow_subscription()
+            logger.error("telegram: fell behind the event stream; reading the log again")
+            pending = {item.message_id for item in self.outbox.pending()}
+            for item in (await recover(self.app)).unsent:
+                if item.message_id not in pending:
+                    self.outbox.put(item)
+
+    async def _follow_subscription(self) -> None:
         with self.app.subscribe(max_buffer=100_000) as events:
             async for event in events:
                 interaction_id = getattr(event, "interaction_id", None)
+                if isinstance(event, ev.MessageAdded):
+                    interaction_id = event.message.interaction_id
                 chat = self.inbound.chat_of(interaction_id) if interaction_id else None
                 if chat is None:
                     continue
-                if isinstance(event, ev.Assigned):
+                if isinstance(event, ev.MessageAdded):
+                    if event.message.sender.split(":")[0] in ("agent", "supervisor"):
+                        self._send_later(event.message, chat)
+                elif isinstance(event, ev.Assigned):
                     name = self._agent_name(event.agent_id)
                     self.say(chat, f"{name} joined the conversation.")
                 elif isinstance(event, ev.Completed | ev.Abandoned | ev.Closed):
@@ -296,10 +314,6 @@ class TelegramChannel:
 
 def _parts(item: Outgoing) -> int:
     return (item.callback is not None) + (len(item.files) or (1 if item.text else 0))
-
-
-def _chat_of(interaction: Interaction) -> int:
-    return int(interaction.attributes["telegram"]["chat"])
 
 
 def _same(a: str, b: str) -> bool:

@@ -29,6 +29,7 @@ def omniroute_channels() -> Iterator[ChannelSpec]:
         name="telegram",
         factory=TelegramChannel,
         description="Telegram bot: customers' chats join the queue (polling or webhook)",
+        leader_only=True,  # one poller per bot; the routing node sends and receives
     )
 
 
@@ -52,8 +53,8 @@ def _channel(request: Request) -> TelegramChannel | None:
 
 async def _webhook(request: Request) -> Response:
     channel = _channel(request)
-    if channel is None:
-        return Response(status_code=404)
+    if channel is None:  # not enabled, or another node routes: Telegram tries again
+        return Response(status_code=503)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_UPDATE:
         return Response(status_code=413)

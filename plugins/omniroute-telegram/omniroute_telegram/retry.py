@@ -3,7 +3,8 @@
 Telegram answers 429 with `retry_after` when a bot sends too fast: wait exactly that.
 5xx answers, timeouts and lost connections are passing: back off exponentially (with
 jitter, up to `max_backoff`). A refusal (403: the customer blocked the bot; 400: a chat
-that does not exist, a message Telegram will never take) will not change by waiting.
+that does not exist, a message Telegram will never take; a file that is gone) will
+not change by waiting.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def retry_after(exc: BaseException) -> float | None:
 
 def is_permanent(exc: BaseException) -> bool:
     """A refusal that waiting will not change."""
-    return isinstance(exc, Forbidden | BadRequest | InvalidToken)
+    return isinstance(exc, Forbidden | BadRequest | InvalidToken | FileNotFoundError)
 
 
 def backoff(attempt: int, max_backoff: float) -> float:
