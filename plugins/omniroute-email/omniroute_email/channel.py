@@ -61,7 +61,12 @@ class EmailChannel:
     async def deliver(self, interaction: Interaction, message: Message) -> None:
         """An agent's message: into the outbox (it is durable already); the outbox sends
         it, now or after retries. An interaction this channel did not open has no address
-        to write to: refused loudly (the API answers 502), never dropped."""
+        to write to: refused loudly (the API answers 502), never dropped.
+
+        On a follower node of a cluster the channel does not run: the leader's outbox
+        takes the message from the committed log, as it takes every agent's reply."""
+        if self.app.role != "leader":
+            return
         if interaction.id not in self.threads.threads:
             raise LookupError(f"{interaction.id} has no email thread (it was not received as mail)")
         self.outbox.apply(ev.MessageAdded(at=message.at, message=message))

@@ -26,6 +26,7 @@ def omniroute_channels() -> Iterator[ChannelSpec]:
         name="email",
         factory=EmailChannel,
         description="email: an SMTP listener or IMAP mailboxes in, a durable outbox out",
+        leader_only=True,  # one reader per mailbox and one sender per outbox
     )
 
 
