@@ -138,6 +138,17 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="listen on this port instead of [server] port")
 
 
+#: Libraries whose INFO lines are noise or leak secrets: uvicorn's every connection;
+#: httpx's every request URL (the Bot API's URLs carry the bot's token); aiosmtpd's
+#: every SMTP command of every mail. Their warnings still show.
+QUIET = ("uvicorn.error", "httpx", "mail.log")
+
+
+def quiet_libraries() -> None:
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 @command("serve", "run the contact center: router, channels and web API", _serve_arguments)
 def serve(args: argparse.Namespace) -> int:
     import msgspec
@@ -149,7 +160,7 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # not every connection
+    quiet_libraries()
     try:
         config = load(args.config)
         host = plugin_host()
@@ -193,6 +204,10 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         anyio.run(run, backend="asyncio", backend_options=_loop_options())
+    except ConfigError as exc:  # a plugin found a mistake only once it started
+        for line in exc.errors:
+            print(f"{args.config}: {line}", file=sys.stderr)
+        return 1
     except StoreError as exc:  # SchemaError included: it names the versions and the fix
         print(f"omniroute: error: {exc}", file=sys.stderr)
         return 1
