@@ -204,14 +204,25 @@ def validate_with_plugins(
 
 
 def validate_with_host(config: Config, host: PluginRegistries) -> dict[str, Any]:
-    """`validate_with_plugins` with the registries of a plugin host."""
-    return validate_with_plugins(
+    """`validate_with_plugins` with the registries of a plugin host, then each section's
+    own cross-checks (`ConfigSpec.check`: queues it names, variables it needs)."""
+    sections = host.config_sections()
+    decoded = validate_with_plugins(
         config,
         strategies=host.strategies(),
         queue_selectors=host.queue_selectors(),
-        config_sections=_section_types(host.config_sections()),
+        config_sections=_section_types(sections),
         channels=host.channels(),
     )
+    errors: list[str] = []
+    for name, settings in decoded.items():
+        spec = sections[name]  # a ConfigSpec, or a bare type (no cross-checks)
+        check = None if isinstance(spec, type) else getattr(spec, "check", None)
+        if check is not None:
+            errors.extend(check(settings, config))
+    if errors:
+        raise ConfigError(errors)
+    return decoded
 
 
 def _check_channels(config: Config, known: Collection[str]) -> list[str]:

@@ -6,7 +6,7 @@ rejects duplicates with a clear error, and builds the objects when it needs them
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -77,10 +77,15 @@ class ConfigSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Yielded by `omniroute_config_sections`: `[plugins.<section>]` decodes into `type`.
 
     `type` is a msgspec Struct; errors read `plugins.<section>.<field>: ...`.
+    `check(settings, config)`, when given, returns what decoding cannot see (a queue the
+    section names that the config lacks, an environment variable left empty) as errors
+    naming their path; `omniroute check` and the start of `omniroute serve` run it, so a
+    mistake is found before anything starts.
     """
 
     section: str
     type: type
+    check: Callable[[Any, Any], Iterable[str]] | None = None
 
 
 class RouteSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -185,6 +185,30 @@ def test_check_missing_file(
     assert capsys.readouterr().err == f"{path}: cannot read: No such file or directory\n"
 
 
+def test_check_runs_a_sections_own_cross_checks(
+    fake_host: FakeHost,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A plugin section naming a queue the file lacks is found by `check`, not only
+    once `serve` has started the channel (ConfigSpec.check)."""
+    from omniroute.specs import ConfigSpec
+
+    def check(settings: TelegramConfig, config: Any) -> list[str]:
+        if settings.token in {q.name for q in config.queues}:
+            return []
+        return [f'plugins.telegram.token: no queue "{settings.token}"']
+
+    spec = ConfigSpec(section="telegram", type=TelegramConfig, check=check)
+    monkeypatch.setattr(fake_host, "config_sections", lambda: {"telegram": spec})
+    good = write(tmp_path, '[[queues]]\nname = "a"\n[plugins.telegram]\ntoken = "a"\n')
+    assert cli.main(["check", str(good)]) == 0
+    bad = write(tmp_path, '[[queues]]\nname = "a"\n[plugins.telegram]\ntoken = "b"\n')
+    assert cli.main(["check", str(bad)]) == 1
+    assert capsys.readouterr().err == f'{bad}: plugins.telegram.token: no queue "b"\n'
+
+
 def test_check_without_argument_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["check"]) == 2
     assert "CONFIG" in capsys.readouterr().err

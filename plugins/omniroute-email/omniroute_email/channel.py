@@ -21,7 +21,7 @@ from .outbox import Outbox
 from .settings import EmailSettings
 from .threads import Threads
 
-__all__ = ["EmailChannel"]
+__all__ = ["EmailChannel", "problems"]
 
 logger = logging.getLogger("omniroute.email")
 
@@ -92,7 +92,19 @@ class EmailChannel:
             self.ignored.append({"at": event.at, **event.data})
 
 
+def problems(settings: EmailSettings, config: Any) -> list[str]:
+    """What the section's types cannot see, each naming its path (`ConfigSpec.check`:
+    `omniroute check` and the start run it)."""
+    return _problems(settings, {q.name for q in config.queues})
+
+
 def _check(settings: EmailSettings, queues: set[str]) -> None:
+    errors = _problems(settings, queues)
+    if errors:
+        raise ConfigError(errors)
+
+
+def _problems(settings: EmailSettings, queues: set[str]) -> list[str]:
     errors = []
     if settings.default_queue not in queues:
         errors.append(f'plugins.email.default_queue: unknown queue "{settings.default_queue}"')
@@ -105,5 +117,4 @@ def _check(settings: EmailSettings, queues: set[str]) -> None:
             )
     if settings.listen is None and not settings.imap:
         errors.append("plugins.email: give [plugins.email.listen] or [[plugins.email.imap]]")
-    if errors:
-        raise ConfigError(errors)
+    return errors

@@ -16,7 +16,7 @@ from omniroute.specs import ChannelSpec, ConfigSpec, RouteSpec
 from omniroute.web.api import readable
 
 from .attachments import PREFIX, link
-from .channel import EmailChannel
+from .channel import EmailChannel, problems
 from .settings import EmailSettings
 
 
@@ -32,7 +32,7 @@ def omniroute_channels() -> Iterator[ChannelSpec]:
 
 @hookimpl
 def omniroute_config_sections() -> Iterator[ConfigSpec]:
-    yield ConfigSpec(section="email", type=EmailSettings)
+    yield ConfigSpec(section="email", type=EmailSettings, check=problems)
 
 
 @hookimpl

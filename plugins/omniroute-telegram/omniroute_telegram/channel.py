@@ -30,7 +30,7 @@ from .recovery import recover
 from .retry import backoff, retry_after
 from .settings import TelegramSettings
 
-__all__ = ["TelegramChannel"]
+__all__ = ["TelegramChannel", "problems"]
 
 WAITING = InteractionState.WAITING
 
@@ -322,10 +322,23 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def problems(settings: TelegramSettings, config: Any) -> list[str]:
+    """What the section's types cannot see (queues, the token's variable), each naming
+    its path (`ConfigSpec.check`: `omniroute check` and the start run it)."""
+    return _problems(settings, {q.name for q in config.queues})[0]
+
+
 def _check(settings: TelegramSettings, queues: set[str]) -> tuple[str, str | None]:
     """The token (and webhook secret) from the environment; every mistake named."""
     from omniroute.config import ConfigError
 
+    errors, token, secret = _problems(settings, queues)
+    if errors:
+        raise ConfigError(errors)
+    return token, secret
+
+
+def _problems(settings: TelegramSettings, queues: set[str]) -> tuple[list[str], str, str | None]:
     errors = []
     token = os.environ.get(settings.token_env, "")
     if not token:
@@ -353,6 +366,4 @@ def _check(settings: TelegramSettings, queues: set[str]) -> tuple[str, str | Non
                 f"plugins.telegram.secret_env: the environment variable {settings.secret_env} "
                 "must hold 1-256 characters of A-Z, a-z, 0-9, _ and -"
             )
-    if errors:
-        raise ConfigError(errors)
-    return token, secret
+    return errors, token, secret

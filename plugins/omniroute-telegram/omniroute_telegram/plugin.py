@@ -15,7 +15,7 @@ from omniroute.specs import ChannelSpec, ConfigSpec, RouteSpec
 from omniroute.web.api import readable
 from omniroute.web.settings import Role
 
-from .channel import TelegramChannel
+from .channel import TelegramChannel, problems
 from .files import FileTooLarge, original_name
 from .settings import TelegramSettings
 
@@ -35,7 +35,7 @@ def omniroute_channels() -> Iterator[ChannelSpec]:
 
 @hookimpl
 def omniroute_config_sections() -> Iterator[ConfigSpec]:
-    yield ConfigSpec(section="telegram", type=TelegramSettings)
+    yield ConfigSpec(section="telegram", type=TelegramSettings, check=problems)
 
 
 @hookimpl

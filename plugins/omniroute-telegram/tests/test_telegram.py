@@ -260,6 +260,25 @@ async def test_silence_ends_the_conversation(
     await store.close()
 
 
+async def test_config_mistakes_are_found_before_the_start(
+    bot_api: FakeBotApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `omniroute check` and serve's first step see: the token's variable left
+    empty and an unknown queue, by path, without starting the channel."""
+    from omniroute_telegram import plugin
+
+    from omniroute.config import from_dict, validate_with_host
+
+    host = PluginHost(entry_points=False)
+    host.register(plugin, name="telegram")
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+    with pytest.raises(ConfigError) as info:
+        validate_with_host(from_dict(config(bot_api, tmp_path, queue="nowhere")), host)
+    errors = info.value.errors
+    assert any(e.startswith("plugins.telegram.token_env: ") for e in errors)
+    assert 'plugins.telegram.queue: unknown queue "nowhere"' in errors
+
+
 async def test_config_mistakes_are_named(
     bot_api: FakeBotApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
