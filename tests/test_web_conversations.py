@@ -196,7 +196,8 @@ async def test_an_agent_links_two_addresses_and_the_histories_merge(
     view = (await site.call("ana", "GET", f"/api/interactions/{chat.id}/conversation")).json()
     assert view["history"] == [] and view["customer"]["id"] == "tg-424242"
 
-    link = {"channel": "email", "address": "c@example.com"}
+    # As an agent types it: the email channel records addresses in lower case.
+    link = {"channel": "email", "address": " C@Example.COM "}
     path = f"/api/interactions/{chat.id}/customer/addresses"
     linked = await site.call("ana", "POST", path, json=link)
     assert linked.status_code == 200, linked.text

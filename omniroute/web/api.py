@@ -8,6 +8,7 @@ see and steer everything; admins also change agents.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -298,9 +299,22 @@ async def link_interaction_address(call: Call) -> Customer:
 
 
 async def _link(call: Call, customer_id: str, body: LinkBody, by: str) -> Customer:
-    address = Customer(id=customer_id, identities=[Identity(body.channel, body.address)])
+    address = Customer(id=customer_id, identities=[typed_identity(body.channel, body.address)])
     await _run(call.app.link_customer(customer_id, address, by))
     return _customer(call.app, customer_id)
+
+
+def typed_identity(channel: str, address: str) -> Identity:
+    """An address as a person types it, spelt as channels record it, so that it finds the
+    customer: no surrounding space, an email in lower case ("C@Example.com" is the
+    customer the email channel knows as "c@example.com"), a phone number without its
+    spaces, dashes, dots and brackets."""
+    channel, address = channel.strip().lower(), address.strip()
+    if channel == "email":
+        address = address.lower()
+    elif channel == "voice":
+        address = re.sub(r"[\s\-.()]", "", address)
+    return Identity(channel, address)
 
 
 def _customer(app: App, customer_id: str) -> Customer:
