@@ -237,7 +237,10 @@ def _alternative(
 
 
 def _text_of(part: Message) -> str:
-    return _decode(_bytes_of(part), part.get_content_charset())
+    """A body part's text with "\n" line ends: mail travels with CRLF, which would
+    otherwise reach the inbox and the API as "\r\n"."""
+    text = _decode(_bytes_of(part), part.get_content_charset())
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _bytes_of(part: Message) -> bytes:

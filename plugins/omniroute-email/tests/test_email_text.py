@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from omniroute_email.html import sanitise, to_text
+from omniroute_email.parse import parse
 from omniroute_email.quoting import split_quoted
 
 
@@ -56,3 +57,11 @@ def test_html_is_sanitised_and_turned_into_text() -> None:
     assert "onclick" not in clean and "<script" not in clean and "javascript:" not in clean
     assert "<img" not in clean and "<b>Ana</b>" in clean
     assert to_text(html) == "Hello Ana\nlink\n\n- one\n- two\n\n> old & quoted"
+
+
+def test_line_ends_are_newlines_as_mail_arrives_over_smtp() -> None:
+    raw = (
+        b"From: Carla <carla@example.com>\r\nSubject: hi\r\nMessage-ID: <c1@example.com>\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nHello,\r\n\r\nit drops.\r\n"
+    )
+    assert parse(raw, None).text == "Hello,\n\nit drops."
