@@ -8,12 +8,19 @@ figure is the time from a customer's first message (the `start` of the chat) to 
 offer arriving on the agent's socket. On a 2-core machine the three processes share the
 cores: `serve-detail` says how many chats the customers' side managed to start.
 
+Each process times its own garbage-collector pauses while chats arrive (bench.gcprobe;
+CPU time, which a busy shared machine does not stretch), and the load generators say how
+late their event loops woke: a tail that comes from the measuring side shows there. The
+load generators freeze their heap and pause their collector while they measure.
+
 Last line: `serve: N interactions/s, offer p99 X ms`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -23,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +38,8 @@ import anyio
 import anyio.abc
 import h11
 import websockets
+
+from . import gcprobe
 
 PASSWORD = "bench-password"
 
@@ -110,6 +120,18 @@ class Run:
         self.offered: dict[str, float] = {}  # interaction -> when the offer arrived
         self.errors = 0
         self.ready = anyio.Event()
+        self.lags: list[float] = []  # how late this process's event loop woke (ms)
+        self.gc: dict[str, Any] = {}  # process -> its collector's figures (bench.gcprobe)
+        self.lags_of: dict[str, list[float]] = {}  # process -> its loop's lags
+        self.begin = self.end = 0.0  # when customers began and the last offer was due
+
+    async def watch_loop(self) -> None:
+        """Time how late 5 ms sleeps wake: a load generator that lags cannot time
+        offers it has not read yet."""
+        while True:
+            asked = time.monotonic()
+            await anyio.sleep(0.005)
+            self.lags.append((time.monotonic() - asked - 0.005) * 1000)
 
     async def agent(self, agent_id: str, connected: list[str]) -> None:
         """One agent: its own HTTP connection (as a browser has) and its event socket."""
@@ -159,6 +181,7 @@ class Run:
 
     async def customers(self) -> None:
         async with anyio.create_task_group() as tg:
+            tg.start_soon(self.watch_loop)
             begin = time.monotonic()
             n = 0
             while time.monotonic() - begin < self.duration:
@@ -166,6 +189,7 @@ class Run:
                 tg.start_soon(self.customer, n)
                 due = begin + n / self.rate  # a steady rate
                 await anyio.sleep(max(0.0, due - time.monotonic()))
+            tg.cancel_scope.cancel()
 
 
 async def measure(url: str, agents: int, rate: float, duration: float, hold: float) -> Run:
@@ -173,6 +197,7 @@ async def measure(url: str, agents: int, rate: float, duration: float, hold: flo
     browsers would), customers here; offers are timed on the machine's monotonic clock,
     which both processes share."""
     run = Run(url, rate, duration, hold)
+    probe = gcprobe.install()
     context = multiprocessing.get_context("spawn")
     ready, stop, results = context.Event(), context.Event(), context.Queue()
     worker = context.Process(
@@ -183,16 +208,37 @@ async def measure(url: str, agents: int, rate: float, duration: float, hold: flo
         if not await anyio.to_thread.run_sync(ready.wait, 120):
             raise RuntimeError("the agents did not connect within 120 s")
         print(f"serve: {agents} agents ready; {rate:g} chats/s, {duration:g} s", file=sys.stderr)
-        await run.customers()
-        await anyio.sleep(2)  # the last offers in flight
+        with quiet_collector():
+            run.begin = time.monotonic()
+            await run.customers()
+            await anyio.sleep(2)  # the last offers in flight
+            run.end = time.monotonic()
         stop.set()
-        offered, errors = await anyio.to_thread.run_sync(results.get, True, 60)
+        offered, errors, lags, agents_gc = await anyio.to_thread.run_sync(results.get, True, 60)
         run.offered.update(offered)
         run.errors += errors
+        run.gc["customers"] = probe.figures()
+        run.gc["agents"] = agents_gc
+        run.lags_of = {"customers": run.lags, "agents": lags}
     finally:
         stop.set()
         await anyio.to_thread.run_sync(worker.join, 30)
     return run
+
+
+@contextlib.contextmanager
+def quiet_collector() -> Iterator[None]:
+    """No collector pauses in a load generator while it times offers: its heap is
+    frozen once set up, and the little garbage of a 15 s run waits until the end (a
+    pause here would count as the server's latency)."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def _agents_process(
@@ -206,6 +252,7 @@ def _agents_process(
     results: Any,
 ) -> None:
     run = Run(url, rate, duration, hold)
+    probe = gcprobe.install()
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
@@ -214,12 +261,14 @@ def _agents_process(
                 tg.start_soon(run.agent, f"a{i}", connected)
             while len(connected) < agents:
                 await anyio.sleep(0.05)
-            ready.set()
-            await anyio.to_thread.run_sync(stop.wait)
+            tg.start_soon(run.watch_loop)
+            with quiet_collector():
+                ready.set()
+                await anyio.to_thread.run_sync(stop.wait)
             tg.cancel_scope.cancel()
 
     anyio.run(main)
-    results.put((run.offered, run.errors))
+    results.put((run.offered, run.errors, run.lags, probe.figures()))
 
 
 def main(argv: list[str]) -> int:
@@ -244,8 +293,10 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "bench.toml").write_text(config(args.agents, args.store, folder))
+        gc_file = folder / "server-gc.json"
+        served = [str(folder / "bench.toml"), "--port", "0"]
         server = subprocess.Popen(
-            [sys.executable, "-m", "omniroute", "serve", str(folder / "bench.toml"), "--port", "0"],
+            [sys.executable, "-m", "bench.gcprobe", str(gc_file), "serve", *served],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -265,6 +316,8 @@ def main(argv: list[str]) -> int:
                 server.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 server.kill()
+        if gc_file.exists():
+            run.gc["server"] = json.loads(gc_file.read_text())
 
     return report(run, args.store)
 
@@ -286,5 +339,17 @@ def report(run: Run, store: str) -> int:
         f"{missing} never offered, {run.errors} errors; offer latency median "
         f"{statistics.median(latencies):.1f} ms, max {latencies[-1]:.1f} ms; store {store}",
     )
+    for name, figures in run.gc.items():
+        print(f"serve-detail: {gcprobe.summary(name, figures, run.begin, run.end)}")
+        if figures["types"]:
+            print(f"serve-detail: {name} heap: {figures['types']}")
+    for name, lags in run.lags_of.items():
+        if lags:
+            lags.sort()
+            late = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+            print(
+                f"serve-detail: {name} event loop woke late by p99 {late:.1f} ms, "
+                f"max {lags[-1]:.1f} ms"
+            )
     print(f"serve: {achieved:.0f} interactions/s, offer p99 {p99:.1f} ms")
     return 0

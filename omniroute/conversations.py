@@ -8,7 +8,9 @@ when both were known.
 
 The router does not keep messages; this fold does, for live interactions and for the
 `keep_ended` most recently ended ones, so memory stays flat however long the process
-runs. A customer's history is what is still kept; older contacts remain in the log.
+runs. What it keeps per contact is few containers (a message list only once there is a
+message), since every tracked container lengthens the collector's full passes. A
+customer's history is what is still kept; older contacts remain in the log.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from .model import Customer, Identity, Interaction, InteractionState, Message
 __all__ = ["Contact", "Conversations"]
 
 
-class Contact(msgspec.Struct, kw_only=True):
-    """One interaction in a customer's history."""
+class Contact(msgspec.Struct, kw_only=True, gc=False):
+    """One interaction in a customer's history. Plain data that can hold no reference
+    cycle, so the garbage collector never scans the ten thousand kept (`gc=False`)."""
 
     id: str
     channel: str
@@ -101,7 +104,6 @@ class Conversations:
 
     def _queued(self, e: ev.InteractionQueued) -> None:
         ix = e.interaction
-        self._messages.setdefault(ix.id, [])
         self._contacts[ix.id] = _contact(ix)
         customer = self._identify(ix)
         if customer is None:

@@ -48,6 +48,7 @@ from .strategy import QueueSelector, Strategy, StrategySpec
 
 S = InteractionState
 _MAX_CANDIDATES = 5  # kept in a decision's explanation
+_ENDED: Any = ()  # the buckets and requirements of an interaction that has ended
 
 
 class RouterError(Exception):
@@ -111,6 +112,15 @@ class Router:
         self._replaying = False
         self._passive = False  # a replica: applies events, arms no timer, decides nothing
         self._firing = False
+        # Timer handlers bound once: a bound method made per timer would be one more
+        # object per contact for the garbage collector to scan until the timer is due.
+        self._sla_due = self._sla_due
+        self._offer_expired = self._offer_expired
+        self._wrap_up_due = self._wrap_up_due
+        self._max_wait_due = self._max_wait_due
+        self._ladder_due = self._ladder_due
+        self._preference_due = self._preference_due
+        self._closed_check = self._closed_check
         self._requeued: list[Waiting] = []  # back in line: match them before anything else
         self._released: list[AgentStatus] = []  # capacity freed: let them pull new work
         self._appliers: dict[type, Callable[[Any], None]] = {
@@ -1564,6 +1574,9 @@ class Router:
         w.ix.ended_at = at
         del self.active[w.id]
         w.queue.waiting.pop(w.id, None)
+        # Its timers keep it until they are due (SLA, max wait): without the lists it
+        # no longer needs, it costs the garbage collector one object, not four.
+        w.buckets = w.requirements = _ENDED
 
 
 # ====================================================================== module helpers

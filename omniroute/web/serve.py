@@ -155,6 +155,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from ..app import App
     from ..config import ConfigError, load, validate_with_host
+    from ..heap import settle
     from ..store import StoreError, open_store
 
     logging.basicConfig(
@@ -190,6 +191,7 @@ def serve(args: argparse.Namespace) -> int:
         )
 
     def ready(url: str) -> None:
+        settle()  # start-up is over: the collector need not scan what it built again
         print(f"omniroute: serving on {url} (API description: {url}/api/openapi.json)", flush=True)
 
     async def run() -> None:
