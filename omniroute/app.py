@@ -38,9 +38,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from . import events as ev
 from .clock import Clock, RealClock
-from .config import Config, from_dict, validate_with_plugins
+from .config import Config, ConfigError, check_queue, from_dict, validate_with_plugins
 from .conversations import Conversations
-from .model import TERMINAL_STATES, Agent, Customer, Interaction, Message, Presence
+from .model import TERMINAL_STATES, Agent, Customer, Interaction, Message, Presence, Queue
 from .plugins import PluginHost
 from .router.core import Router, RouterError, SnapshotError
 from .specs import Channel
@@ -306,6 +306,7 @@ class App:
         events, last = await self._load(self.router, follow=False, fold=True)
         self._advance(last)
         await self._flush(self._stage(self.router.drain()))
+        _note_api_queues(self.config.queues, self.router)
         # Counted after resuming's own write, so that a long replay makes the first
         # write after start-up take a snapshot, not the start-up itself.
         self._since_snapshot += len(events)
@@ -458,6 +459,19 @@ class App:
     async def remove_agent(self, agent_id: str) -> None:
         """Remove an agent who is offline and holds no work."""
         await self._command(self.router.remove_agent, agent_id)
+
+    async def upsert_queue(self, queue: Queue) -> None:
+        """Add a queue or change one; applies at once, and the log keeps it across
+        restarts (it wins over the config file's version). Raises ConfigError naming
+        the field when the queue is invalid, RouterError when its interactions forbid it."""
+        errors = check_queue(queue, self.router.queues, self.host.strategies())
+        if errors:
+            raise ConfigError(errors)
+        await self._command(self.router.upsert_queue, queue)
+
+    async def remove_queue(self, name: str) -> None:
+        """Remove a queue with no live interaction that no other queue overflows to."""
+        await self._command(self.router.remove_queue, name)
 
     # ------------------------------------------------------------------ messages
 
@@ -940,6 +954,21 @@ class App:
         else:
             self._subscribers.append(send)
         return receive
+
+
+def _note_api_queues(configured: Sequence[Queue], router: Router) -> None:
+    """Say which queues run otherwise than the config file says: the admin API changed,
+    added or removed them, and the log's version wins (docs/web.md)."""
+    in_file = {q.name: q for q in configured}
+    for name, queue in router.queues.items():
+        if name not in in_file:
+            logger.warning("queue %r runs as added through the admin API", name)
+        elif queue.config != in_file[name]:
+            logger.warning(
+                "queue %r runs as changed through the admin API, not as the config file says", name
+            )
+    for name in in_file.keys() - router.queues.keys():
+        logger.warning("queue %r of the config file was removed through the admin API", name)
 
 
 def _snapshot(interaction: Interaction) -> Interaction:

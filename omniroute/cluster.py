@@ -69,6 +69,8 @@ COMMANDS = (
     "set_presence",
     "upsert_agent",
     "remove_agent",
+    "upsert_queue",
+    "remove_queue",
     "add_message",
     "add_note",
     "link_customer",

@@ -45,6 +45,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "check",
+    "check_queue",
     "convert",
     "from_dict",
     "load",
@@ -201,6 +202,18 @@ def validate_with_plugins(
     if errors:
         raise ConfigError(errors)
     return decoded
+
+
+def check_queue(queue: Queue, queues: Collection[str], strategies: Collection[str]) -> list[str]:
+    """What is wrong with one queue beside the others named `queues` (a queue sent to the
+    admin API): the checks the config file gets, paths relative to the queue."""
+    errors = [e.removeprefix(".") for e in _check_queue("", queue, {*queues, queue.name})]
+    if queue.strategy not in strategies:
+        errors.append(
+            f'strategy: unknown strategy "{queue.strategy}"; installed: {_listing(strategies)}'
+            f"{_hint(queue.strategy, strategies)}"
+        )
+    return errors
 
 
 def validate_with_host(config: Config, host: PluginRegistries) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from .model import (
     Interaction,
     Message,
     Presence,
+    Queue,
 )
 
 
@@ -198,6 +199,17 @@ class AgentRemoved(Event, tag="agent_removed"):
     agent_id: str
 
 
+class QueueConfigured(Event, tag="queue_configured"):
+    """A queue was added or changed while running (through the admin API). Replayed
+    after the config file's queues, so the log's version wins at a restart."""
+
+    queue: Queue
+
+
+class QueueRemoved(Event, tag="queue_removed"):
+    queue: str
+
+
 class MessageAdded(Event, tag="message"):
     """A message of a conversation, from the customer, an agent or the system.
 
@@ -257,6 +269,8 @@ AnyEvent = (
     | AgentStateChanged
     | AgentConfigured
     | AgentRemoved
+    | QueueConfigured
+    | QueueRemoved
     | MessageAdded
     | Note
 )

@@ -280,6 +280,107 @@ async def test_an_admin_adds_changes_and_removes_an_agent(site: Site) -> None:
     assert "carl" not in site.app.router.agents
 
 
+async def test_queues_are_listed_as_they_run(site: Site) -> None:
+    r = await site.call("sue", "GET", "/api/queues")
+    assert r.status_code == 200
+    assert [q["name"] for q in r.json()] == ["support", "sales"]
+    r = await site.call("sue", "GET", "/api/queues/support")
+    assert r.status_code == 200 and r.json()["skills"] == {"support": 1}
+    assert r.json()["sla"] == {"target": 0.8, "seconds": 20, "measure": "answer"}
+    assert (await site.call("sue", "GET", "/api/queues/nope")).status_code == 404
+
+
+async def test_an_admin_adds_and_changes_a_queue_live(site: Site) -> None:
+    vip = {
+        "name": "vip",
+        "skills": {"support": 3},
+        "strategy": "round-robin",
+        "priority": 5,
+        "sla": {"target": 0.9, "seconds": 10},
+        "escalation": [{"after": 30, "relax": 1}, {"after": 60, "overflow": "support"}],
+        "max_wait": 600,
+        "hours": {"timezone": "Europe/Lisbon", "weekly": {"mon": ["00:00-24:00"]}},
+        "wrap_up": 5,
+        "script": "Greet by name.",
+        "canned": ["One moment, please."],
+    }
+    r = await site.call("root", "PUT", "/api/queues/vip", json=vip)
+    assert r.status_code == 200, r.text
+    assert r.json()["escalation"][1]["overflow"] == "support"
+    assert site.app.router.queues["vip"].config.priority == 5
+    # A chat waiting in sales (bob's skill, bob offline) goes to ana once sales asks for
+    # what she has: the change applies to the interaction already waiting.
+    await site.call("ana", "PUT", "/api/inbox/presence", json={"presence": "ready"})
+    chat = await site.app.submit(Interaction(id="s1", channel="webchat", queue="sales"))
+    assert site.app.router.interaction(chat.id).state.value == "waiting"
+    r = await site.call("root", "PUT", "/api/queues/sales", json={"name": "sales"})
+    assert r.status_code == 200 and r.json()["skills"] == {}
+    inbox = (await site.call("ana", "GET", "/api/inbox")).json()
+    assert [o["interaction"]["id"] for o in inbox["offers"]] == ["s1"]
+
+
+@pytest.mark.parametrize(
+    "body,where,words",
+    [
+        ({"sla": {"seconds": "x"}}, "sla.seconds", "expected int, got str"),
+        ({"strategy": "nope"}, "strategy", 'unknown strategy "nope"; installed: '),
+        ({"escalation": [{"after": 5, "overflow": "nope"}]}, "escalation[0].overflow", "nope"),
+        ({"escalation": [{"after": 5}]}, "escalation[0]", "does nothing"),
+        ({"hours": {"timezone": "Mars/Olympus"}}, "hours.timezone", "Mars"),
+        ({"mood": "calm"}, None, 'unknown field "mood"'),
+        ({"name": "other"}, "name", 'the path "vip"'),
+    ],
+)
+async def test_an_invalid_queue_is_refused_naming_the_field(
+    site: Site, body: dict[str, Any], where: str | None, words: str
+) -> None:
+    r = await site.call("root", "PUT", "/api/queues/vip", json={"name": "vip", **body})
+    assert r.status_code == 422, r.text
+    assert r.json()["where"] == where and words in r.json()["error"], r.json()
+    assert "vip" not in site.app.router.queues
+
+
+async def test_an_unknown_strategy_names_the_installed_ones(site: Site) -> None:
+    r = await site.call("root", "PUT", "/api/queues/vip", json={"name": "vip", "strategy": "x"})
+    assert "longest-idle" in r.json()["error"] and "round-robin" in r.json()["error"]
+
+
+async def test_an_admin_removes_a_queue_once_nothing_uses_it(site: Site) -> None:
+    assert (await site.call("root", "DELETE", "/api/queues/nope")).status_code == 404
+    await site.app.submit(Interaction(id="s1", channel="webchat", queue="sales"))
+    r = await site.call("root", "DELETE", "/api/queues/sales")
+    assert r.status_code == 409 and "1 live interaction" in r.json()["error"]
+    await site.app.abandon("s1")
+    overflow = {"name": "support", "escalation": [{"after": 9, "overflow": "sales"}]}
+    assert (await site.call("root", "PUT", "/api/queues/support", json=overflow)).is_success
+    r = await site.call("root", "DELETE", "/api/queues/sales")
+    assert r.status_code == 409 and "overflow target of support" in r.json()["error"]
+    assert (
+        await site.call("root", "PUT", "/api/queues/support", json={"name": "support"})
+    ).is_success
+    assert (await site.call("root", "DELETE", "/api/queues/sales")).status_code == 204
+    assert (await site.call("sue", "GET", "/api/queues/sales")).status_code == 404
+
+
+async def test_a_change_that_strands_waiting_chats_is_refused(site: Site) -> None:
+    await site.app.submit(Interaction(id="s1", channel="webchat", queue="sales"))
+    body = {"name": "sales", "channels": ["voice"]}
+    r = await site.call("root", "PUT", "/api/queues/sales", json=body)
+    assert r.status_code == 409 and "webchat" in r.json()["error"]
+
+
+async def test_queue_changes_survive_a_restart(site: Site) -> None:
+    body = {"name": "sales", "skills": {"sales": 2}, "sla": {"seconds": 45}}
+    assert (await site.call("root", "PUT", "/api/queues/sales", json=body)).is_success
+    assert (await site.call("root", "PUT", "/api/queues/new", json={"name": "new"})).is_success
+    assert (await site.call("root", "DELETE", "/api/queues/support")).status_code == 204
+    again = App.from_dict(document(), store=site.app.store)
+    async with again.running():
+        queues = again.router.queues
+        assert list(queues) == ["sales", "new"]
+        assert queues["sales"].config.sla.seconds == 45
+
+
 # ------------------------------------------------------------------ live events
 
 

@@ -65,8 +65,9 @@ class Router:
 
     Commands: `submit`, `accept`, `decline`, `complete`, `end_wrap_up`, `abandon`,
     `transfer`, `requeue`, `assign`, `request_callback`, `set_presence`, `upsert_agent`,
-    `remove_agent`, `add_message`, `add_note`. Reads: `interaction`, `waiting`, `agent`, `stats`,
-    `explain`, `position`. A replica (`follow`) applies a leader's events and only reads.
+    `remove_agent`, `upsert_queue`, `remove_queue`, `add_message`, `add_note`. Reads:
+    `interaction`, `waiting`, `agent`, `stats`, `explain`, `position`. A replica
+    (`follow`) applies a leader's events and only reads.
     """
 
     def __init__(
@@ -144,6 +145,8 @@ class Router:
             ev.AgentConfigured: self._on_agent_configured,
             ev.AgentRemoved: self._on_agent_removed,
             ev.MessageAdded: self._on_message,
+            ev.QueueConfigured: self._on_queue_configured,
+            ev.QueueRemoved: self._on_queue_removed,
             # Events for observers only: nothing in the router changes.
             ev.CallbackOffered: _nothing,
             ev.SlaAtRisk: _nothing,
@@ -151,22 +154,7 @@ class Router:
             ev.CustomerLinked: _nothing,
         }
         for queue in queues:
-            spec = strategies.get(queue.strategy)
-            if spec is None:
-                known = ", ".join(sorted(strategies))
-                raise RouterError(
-                    f'queue "{queue.name}": unknown strategy "{queue.strategy}"; installed: {known}'
-                )
-            if spec.section is None:
-                strategy = spec.factory(queue, self.routing)
-            else:  # a strategy with settings: its [plugins.<section>] table, decoded
-                settings = (plugin_config or {}).get(spec.section)
-                strategy = spec.factory(queue, self.routing, settings)
-            calendar = Calendar(queue.hours) if queue.hours else None
-            self.queues[queue.name] = QueueRuntime(queue, strategy, calendar)
-            if calendar is not None:
-                self._at(calendar.next_change(self.now), self._hours_changed, queue.name)
-                self._note_closing(self.queues[queue.name])
+            self._configure_queue(queue)
         for agent in agents:
             self._on_agent_configured(ev.AgentConfigured(at=self.now, agent=agent))
 
@@ -419,6 +407,48 @@ class Router:
         if agent.presence is not Presence.OFFLINE or agent.work:
             raise RouterError(f'agent "{agent_id}" must be offline with no work to be removed')
         self._emit(ev.AgentRemoved(at=self.now, agent_id=agent_id))
+        self._settle()
+
+    def upsert_queue(self, queue: Queue) -> None:
+        """Add a queue, or change one, while running (docs/web.md says what a change does
+        to the interactions already in it)."""
+        self._tick()
+        self._strategy_spec(queue)
+        current = self.queues.get(queue.name)
+        if current is not None and queue.channels is not None:
+            stranded = sorted(
+                {w.ix.channel for w in current.waiting.values()} - set(queue.channels)
+            )
+            if stranded:
+                raise RouterError(
+                    f'queue "{queue.name}": interactions on {", ".join(stranded)} wait in it; '
+                    "keep those channels until they are served"
+                )
+        self._emit(ev.QueueConfigured(at=self.now, queue=queue))
+        runtime = self.queues[queue.name]
+        self._requeued.extend(w for w in runtime.waiting.values() if w.ix.state is S.WAITING)
+        self._released.extend(self.agents.values())  # some may qualify now
+        self._settle()
+
+    def remove_queue(self, name: str) -> None:
+        """Remove a queue that holds no live interaction and that no other queue sends
+        interactions to (escalation, max wait or after-hours overflow)."""
+        self._tick()
+        queue = self.queues.get(name)
+        if queue is None:
+            raise RouterError(f'unknown queue "{name}"')
+        active = sum(1 for w in self.active.values() if w.queue is queue)
+        if active:
+            raise RouterError(
+                f'queue "{name}" holds {active} live interaction(s); transfer them or let '
+                "them finish first"
+            )
+        users = sorted(q.name for q in self.queues.values() if name in _references(q.config))
+        if users:
+            raise RouterError(
+                f'queue "{name}" is an overflow target of {", ".join(users)}; change those first'
+            )
+        self._emit(ev.QueueRemoved(at=self.now, queue=name))
         self._settle()
 
     # ================================================================== time
@@ -958,6 +988,8 @@ class Router:
             return  # transferred, or this rung already applied
         if w.ix.state not in (S.WAITING, S.OFFERED):
             return  # assigned: re-armed if it comes back to the queue
+        if index >= len(w.queue.ladder):
+            return  # the queue's ladder was shortened since
         step = w.queue.ladder[index]
         self._emit(
             ev.EscalationApplied(
@@ -994,8 +1026,9 @@ class Router:
             self._match(w, "preference expired")
 
     def _hours_changed(self, name: str) -> None:
-        queue = self.queues[name]
-        assert queue.calendar is not None
+        queue = self.queues.get(name)
+        if queue is None or queue.calendar is None:
+            return  # removed, or its hours were taken away since
         self._at(queue.calendar.next_change(self.now + 1e-6), self._hours_changed, name)
         if queue.calendar.is_open(self.now):
             return
@@ -1256,10 +1289,127 @@ class Router:
         agent.profile = profile
         self._touch(agent)
 
+    def _on_queue_configured(self, e: ev.QueueConfigured) -> None:
+        self._configure_queue(e.queue)
+
+    def _on_queue_removed(self, e: ev.QueueRemoved) -> None:
+        queue = self.queues.pop(e.queue)
+        self.stats.pop(e.queue, None)
+        self._drop_queue_timers(queue)
+        for key in [k for k, b in self.buckets.items() if b.queue is queue]:
+            del self.buckets[key]
+        self._profile_buckets.clear()
+        self._forget_strategy(queue.strategy)
+        for w in self.active.values():  # an overflow a rung had added to it ends here
+            if any(q is queue for q, _ in w.requirements[1:]):
+                extra = [r for r in w.requirements[1:] if r[0] is not queue]
+                w.requirements = []
+                self._set_requirements(w, extra)
+                if w.ix.state is S.WAITING and not w.preferred_until:
+                    self._enqueue(w)
+
     def _on_agent_removed(self, e: ev.AgentRemoved) -> None:
         agent = self.agents.pop(e.agent_id)
         self._leave_profile(agent)
         agent.version += 1
+
+    # ================================================================== queues
+
+    def _strategy_spec(self, queue: Queue) -> StrategySpec:
+        strategies = self._init_args["strategies"]
+        spec = strategies.get(queue.strategy)
+        if spec is None:
+            known = ", ".join(sorted(strategies))
+            raise RouterError(
+                f'queue "{queue.name}": unknown strategy "{queue.strategy}"; installed: {known}'
+            )
+        return spec
+
+    def _make_strategy(self, queue: Queue) -> Strategy:
+        spec = self._strategy_spec(queue)
+        if spec.section is None:
+            return spec.factory(queue, self.routing)
+        # A strategy with settings: its [plugins.<section>] table, decoded.
+        settings = (self._init_args["plugin_config"] or {}).get(spec.section)
+        return spec.factory(queue, self.routing, settings)
+
+    def _configure_queue(self, config: Queue) -> None:
+        """Build a queue, or apply a new config to one in place: interactions in it keep
+        their place in line and move to the requirement, order and escalation ladder of
+        the new config; timers already armed (SLA breach, max wait) keep their deadlines."""
+        strategy = self._make_strategy(config)
+        calendar = Calendar(config.hours) if config.hours else None
+        queue = self.queues.get(config.name)
+        if queue is None:
+            queue = self.queues[config.name] = QueueRuntime(config, strategy, calendar)
+        else:
+            old = queue.strategy
+            if type(old) is type(strategy) and hasattr(strategy, "restore_state"):
+                strategy.restore_state(old.snapshot_state())  # type: ignore[attr-defined]
+            self._drop_queue_timers(queue, keep_lanes=True)
+            queue.config, queue.strategy, queue.calendar = config, strategy, calendar
+            queue.ladder = config.escalation
+            queue.plain_buckets.clear()
+            if queue.stats is not None:  # today's service level, against the new SLA
+                queue.stats.threshold = config.sla.seconds
+                queue.stats.target = config.sla.target
+            for bucket in self.buckets.values():
+                if bucket.queue is queue:
+                    bucket.group_keys = {
+                        p.id: strategy.group_key(p.skills, bucket.requirement)
+                        for p in bucket.profiles
+                    }
+                    bucket.pull_note = None
+            if old is not strategy:
+                self._forget_strategy(old)
+            self._rearm_ladders(queue)
+        if calendar is not None:
+            self._at(calendar.next_change(self.now), self._hours_changed, config.name)
+            self._note_closing(queue)
+
+    def _rearm_ladders(self, queue: QueueRuntime) -> None:
+        """New ladder lanes, then each live interaction of the queue re-placed in line
+        (new skills, priority, aging) with its next rung armed from the new ladder."""
+        queue.lanes.ladder = [deque() for _ in queue.ladder]
+        live = sorted(queue.waiting.values(), key=lambda w: w.seq)
+        for w in live:
+            extra = w.requirements[1:]
+            w.requirements = []
+            self._set_requirements(w, extra)
+            self._arm_ladder(w)
+            if w.ix.state is S.WAITING and not w.preferred_until:
+                self._enqueue(w)
+
+    def _drop_queue_timers(self, queue: QueueRuntime, *, keep_lanes: bool = False) -> None:
+        """Take the queue's opening-hours and escalation timers out (and its other lanes
+        unless `keep_lanes`): a new config arms its own."""
+        lanes = {id(lane) for lane in queue.lanes.ladder}
+        if not keep_lanes:
+            lanes.update(id(lane) for lane in _queue_lanes(queue))
+        name = queue.name
+        hours, ladder = self._hours_changed, self._ladder_due
+
+        def stays(timer: tuple[float, int, Any, Any]) -> bool:
+            _, _, fn, arg = timer
+            if fn is None:
+                return id(arg) not in lanes
+            if fn == ladder:  # a rung armed out of its lane's order
+                return arg[1] is not queue
+            return not (fn == hours and arg == name)
+
+        kept = [t for t in self._timers if stays(t)]
+        if len(kept) != len(self._timers):
+            heapq.heapify(kept)
+            self._timers[:] = kept
+
+    def _forget_strategy(self, strategy: Strategy) -> None:
+        """Drop agents' heaps kept for a strategy no queue uses any more."""
+        if any(q.strategy is strategy for q in self.queues.values()):
+            return
+        for profile in self.profiles.values():
+            for channel, heaps in profile.heaps.items():
+                heaps[:] = [(s, h) for s, h in heaps if s is not strategy]
+                profile.heap_index.pop((channel, strategy), None)
 
     # ================================================================== helpers
 
@@ -1589,6 +1739,21 @@ def msgspec_copy(ix: Interaction) -> Interaction:
 
 def _nothing(event: ev.Event) -> None:
     return None
+
+
+def _references(queue: Queue) -> set[str]:
+    """The other queues a queue's config sends interactions to."""
+    names = {step.overflow for step in queue.escalation if step.overflow}
+    if queue.on_max_wait.queue:
+        names.add(queue.on_max_wait.queue)
+    if queue.hours is not None and queue.hours.closed.queue:
+        names.add(queue.hours.closed.queue)
+    return names
+
+
+def _queue_lanes(queue: QueueRuntime) -> list[deque[Any]]:
+    lanes = queue.lanes
+    return [lanes.sla, lanes.offer, lanes.wrap, lanes.preferred, lanes.max_wait, *lanes.ladder]
 
 
 def _top(heap: list[Any], excluded: set[str] | None) -> Any:

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from .core import Router
 
 #: Bumped whenever the layout below changes: an older snapshot is then refused.
-FORMAT = 1
+#: 2: each queue's config, as the admin API may have changed it since start-up.
+FORMAT = 2
 
 # ---------------------------------------------------------------------- layout
 
@@ -120,6 +121,7 @@ class QueueRec(msgspec.Struct, array_like=True):
     closed_since: float
     strategy: Any  # the strategy's own state (`snapshot_state()`), None when stateless
     lanes: list[list[TimerRec]]  # sla, offer, wrap, preferred, max_wait, ladder rungs...
+    config: Queue  # the queue as it runs: the config file's, or as the API changed it
 
 
 class Body(msgspec.Struct, array_like=True):
@@ -274,6 +276,7 @@ def _dump(router: Router) -> bytes:
                 stats_until=q.stats_until,
                 closed_since=q.closed_since,
                 strategy=_strategy_state(q.strategy),
+                config=q.config,
                 lanes=[
                     [_timer(due, rank[seq], fn, arg, active) for due, seq, fn, arg in lane]
                     for lane in all_lanes
@@ -415,6 +418,21 @@ def _load(router: Router, data: bytes) -> None:
         raise SnapshotError(f"damaged snapshot: {type(exc).__name__}: {exc}") from None
 
 
+def _queues_as_saved(r: Router, saved: list[QueueRec]) -> None:
+    """The queues as they ran when the snapshot was taken: the config file's, with the
+    changes the admin API made since (those events are not replayed after a snapshot)."""
+    from .. import events as ev
+
+    names = {q.name for q in saved}
+    for name in [n for n in r.queues if n not in names]:
+        r._on_queue_removed(ev.QueueRemoved(at=r.now, queue=name))
+    for q in saved:
+        current = r.queues.get(q.name)
+        if current is None or current.config != q.config:
+            r._configure_queue(q.config)
+    r.queues = {q.name: r.queues[q.name] for q in saved}
+
+
 def _restore(r: Router, s: Body) -> None:
     from .core import _nothing
 
@@ -423,6 +441,7 @@ def _restore(r: Router, s: Body) -> None:
     r._arrivals = s.arrivals
     r._ordinals = s.ordinals
     r.last_agent = dict(s.last_agent)
+    _queues_as_saved(r, s.queues)
     # The config's agents were configured when the router was built: start over.
     r.agents.clear()
     r.profiles.clear()

@@ -3,7 +3,7 @@ reads and the Struct it answers with. The ASGI app, the role checks and the Open
 document are all built from this table, so they cannot drift apart.
 
 Agents see only their own work: an interaction offered or assigned to them. Supervisors
-see and steer everything; admins also change agents.
+see and steer everything; admins also change agents and queues.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ..model import (
     Interaction,
     InteractionState,
     Message,
+    Queue,
 )
 from ..router.core import RouterError
 from .auth import Principal, TooManyAttempts
@@ -367,10 +368,7 @@ async def wallboard(call: Call) -> Wallboard:
 @endpoint("GET", "/api/queues/{queue}/waiting", Role.SUPERVISOR, returns=list[Interaction])
 async def waiting(call: Call) -> list[Interaction]:
     """The interactions waiting in one queue, in the order it will serve them."""
-    queue = call.params["queue"]
-    if queue not in call.app.router.queues:
-        raise ApiError(404, f'no queue "{queue}"')
-    return call.app.router.waiting(queue)
+    return call.app.router.waiting(_known_queue(call.app, call.params["queue"]))
 
 
 @endpoint("GET", "/api/interactions/{interaction_id}/explain", Role.SUPERVISOR, returns=dict)
@@ -427,6 +425,42 @@ async def delete_agent(call: Call) -> None:
     """Remove an agent who is offline and holds no work."""
     agent_id = _known_agent(call.app, call.params["agent_id"])
     await _run(call.app.remove_agent(agent_id))
+
+
+@endpoint("GET", "/api/queues", Role.SUPERVISOR, returns=list[Queue])
+async def queues(call: Call) -> list[Queue]:
+    """Every queue as it runs now (the config file's, with the admin API's changes)."""
+    return [queue.config for queue in call.app.router.queues.values()]
+
+
+@endpoint("GET", "/api/queues/{queue}", Role.SUPERVISOR, returns=Queue)
+async def get_queue(call: Call) -> Queue:
+    """One queue as it runs now."""
+    return call.app.router.queues[_known_queue(call.app, call.params["queue"])].config
+
+
+@endpoint("PUT", "/api/queues/{queue}", Role.ADMIN, body=Queue, returns=Queue)
+async def put_queue(call: Call) -> Queue:
+    """Create a queue or replace one's settings (every `[[queues]]` key); applies at
+    once, to the interactions already in it too, and the log keeps it across restarts.
+    Refused (409) when it would strand waiting interactions on a channel it drops."""
+    queue: Queue = call.body
+    if queue.name != call.params["queue"]:
+        path = call.params["queue"]
+        raise ApiError(422, f'the body names queue "{queue.name}", the path "{path}"', "name")
+    try:
+        await _run(call.app.upsert_queue(queue))
+    except ConfigError as exc:
+        raise _invalid(exc) from None
+    return call.app.router.queues[queue.name].config
+
+
+@endpoint("DELETE", "/api/queues/{queue}", Role.ADMIN)
+async def delete_queue(call: Call) -> None:
+    """Remove a queue. Refused (409) while it holds live interactions (transfer them or
+    let them finish) or while another queue overflows to it."""
+    name = _known_queue(call.app, call.params["queue"])
+    await _run(call.app.remove_queue(name))
 
 
 # ------------------------------------------------------------------ views
@@ -515,6 +549,12 @@ def _known_agent(app: App, agent_id: str) -> str:
     return agent_id
 
 
+def _known_queue(app: App, name: str) -> str:
+    if name not in app.router.queues:
+        raise ApiError(404, f'no queue "{name}"')
+    return name
+
+
 def _live(app: App, interaction_id: str) -> Interaction:
     try:
         ix = app.router.interaction(interaction_id)
@@ -570,6 +610,10 @@ def decode_body(endpoint: Endpoint, raw: bytes) -> Any:
     try:
         return convert(data, endpoint.body)
     except ConfigError as exc:
-        first = exc.errors[0]
-        where, sep, _ = first.partition(": ")
-        raise ApiError(422, "; ".join(exc.errors), where if sep else None) from None
+        raise _invalid(exc) from None
+
+
+def _invalid(exc: ConfigError) -> ApiError:
+    """A 422 naming the first offending field."""
+    where, sep, _ = exc.errors[0].partition(": ")
+    return ApiError(422, "; ".join(exc.errors), where if sep else None)
