@@ -88,25 +88,43 @@ class Http:
         if token:
             headers.append(("authorization", f"Bearer {token}"))
         async with self.lock:
-            if self.stream is None:
-                self.stream = await anyio.connect_tcp(self.host, self.port)
-            out = self.conn.send(h11.Request(method=method, target=path, headers=headers))
-            out += self.conn.send(h11.Data(data=data)) + self.conn.send(h11.EndOfMessage())
-            await self.stream.send(out)
-            status, chunks = 0, []
-            while True:
-                event = self.conn.next_event()
-                if event is h11.NEED_DATA:
-                    self.conn.receive_data(await self.stream.receive())
-                elif isinstance(event, h11.Response):
-                    status = event.status_code
-                elif isinstance(event, h11.Data):
-                    chunks.append(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-            self.conn.start_next_cycle()
+            try:
+                status, chunks = await self._exchange(method, path, headers, data)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                # The server closes a connection idle past its keep-alive time before
+                # reading from it: a browser opens a new one and sends the request again.
+                await self._reconnect()
+                status, chunks = await self._exchange(method, path, headers, data)
         raw = b"".join(chunks)
         return status, json.loads(raw) if raw else None
+
+    async def _exchange(
+        self, method: str, path: str, headers: list[tuple[str, str]], data: bytes
+    ) -> tuple[int, list[bytes]]:
+        if self.stream is None:
+            self.stream = await anyio.connect_tcp(self.host, self.port)
+        out = self.conn.send(h11.Request(method=method, target=path, headers=headers))
+        out += self.conn.send(h11.Data(data=data)) + self.conn.send(h11.EndOfMessage())
+        await self.stream.send(out)
+        status, chunks = 0, []
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                self.conn.receive_data(await self.stream.receive())
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                chunks.append(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                break
+        self.conn.start_next_cycle()
+        return status, chunks
+
+    async def _reconnect(self) -> None:
+        if self.stream is not None:
+            await self.stream.aclose()
+        self.stream = None
+        self.conn = h11.Connection(h11.CLIENT)
 
 
 class Run:
