@@ -17,7 +17,7 @@ from omniroute import Interaction, hookimpl
 from omniroute import events as ev
 from omniroute.cluster import CommandTimeout, Node
 from omniroute.config import ConfigError, from_dict
-from omniroute.model import Agent, InteractionState, Message
+from omniroute.model import Agent, InteractionState, Message, Queue
 from omniroute.plugins import PluginHost
 from omniroute.router.core import RouterError
 from omniroute.specs import ChannelSpec, ConfigSpec
@@ -314,6 +314,22 @@ async def test_a_followers_app_serves_reads_and_sends_writes_to_the_leader(
     assert isinstance([e async for _, e in leader.store.read()][-1], ev.Note)
     # the replica decides nothing: no offer of its own, no timer
     assert app.router.outbox == [] and app.router.next_deadline() is None
+
+
+async def test_a_followers_queue_changes_run_on_the_leader(pair: tuple[Node, Node]) -> None:
+    leader, front = pair
+    app = front.app
+    await app.upsert_queue(Queue(name="vip", skills={"gold": 2}, priority=3))
+    assert leader.app.router.queues["vip"].config.priority == 3
+    assert app.router.queues["vip"].config.skills == {"gold": 2}  # the replica has it
+    with pytest.raises(ConfigError, match="strategy"):  # checked before it is sent
+        await app.upsert_queue(Queue(name="vip", strategy="nope"))
+    await app.submit(Interaction(id="i1", channel="chat", queue="vip"))
+    with pytest.raises(RouterError, match="1 live interaction"):  # refused by the leader
+        await app.remove_queue("vip")
+    await app.abandon("i1")
+    await app.remove_queue("vip")
+    assert "vip" not in leader.app.router.queues and "vip" not in app.router.queues
 
 
 async def test_the_same_app_leads_after_a_takeover(schema: str) -> None:
