@@ -1,12 +1,15 @@
 """Garbage-collector pauses of a benchmark's processes, timed from inside them.
 
 A wall-clock percentile on a shared machine mixes the process's own pauses with the
-scheduler's; `gc.callbacks` times each collection itself, per generation, with how many
-objects the collector tracks, so the evidence does not depend on what else runs.
+scheduler's; `gc.callbacks` times each collection itself (CPU and wall-clock time), per
+generation, with how many objects the collector tracks, so the evidence depends far
+less on what else runs.
 
 `python -m bench.gcprobe OUT ARGS...` runs `omniroute ARGS...` with the probe on and
 writes its figures to the JSON file OUT when the command returns (the serve benchmark
-starts its server this way); `install()` turns it on in the calling process.
+starts its server this way); `install()` turns it on in the calling process. With
+`BENCH_GC_TYPES=SECONDS` it also counts the heap's commonest types that long after the
+start (what is the collector scanning?).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ __all__ = ["Pause", "Probe", "install", "summary"]
 
 class Pause(NamedTuple):
     generation: int
-    cpu_ms: float  # the process's own CPU time: a busy machine does not stretch it
+    cpu_ms: float  # the process's own CPU time: a busy machine stretches it far less
     wall_ms: float
     at: float  # time.monotonic() when it ended (one clock for every process here)
     collected: int
