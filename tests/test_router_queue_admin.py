@@ -9,7 +9,7 @@ import pytest
 from routerkit import Kit, agent, comparable, rebuilt
 
 from omniroute import events as ev
-from omniroute.model import EscalationStep, Queue, Sla
+from omniroute.model import Action, ActionKind, EscalationStep, Hours, Queue, Sla
 from omniroute.router.core import RouterError
 
 
@@ -155,3 +155,16 @@ def test_an_overflow_a_rung_added_ends_with_the_queue_removed() -> None:
     kit.drain()
     again = rebuilt(kit, events=[], snapshot=kit.router.snapshot())
     assert comparable(again) == comparable(kit)
+
+
+def test_new_hours_that_close_the_queue_apply_its_closed_action_now() -> None:
+    kit = _kit()
+    kit.submit("c1", "sales")
+    closed = Hours(weekly={}, closed=Action(action=ActionKind.CLOSE, message="closed"))
+    kit.router.upsert_queue(Queue(name="sales", skills={"sales": 1}, hours=closed))
+    (event,) = kit.new(ev.Closed)
+    assert (event.interaction_id, event.message) == ("c1", "closed")
+    kit.router.upsert_queue(Queue(name="sales", skills={"sales": 1}))  # open again
+    kit.advance(7 * 86400)  # its old hours' timer does nothing any more
+    kit.submit("c2", "sales")
+    assert kit.new(ev.Closed) == []

@@ -426,6 +426,11 @@ class Router:
                 )
         self._emit(ev.QueueConfigured(at=self.now, queue=queue))
         runtime = self.queues[queue.name]
+        hours = queue.hours
+        if runtime.calendar is not None and hours and not runtime.calendar.is_open(self.now):
+            for w in list(runtime.waiting.values()):  # closed by its new hours: as at closing
+                if w.ix.state is S.WAITING:
+                    self._apply_action(w, hours.closed, "closed")
         self._requeued.extend(w for w in runtime.waiting.values() if w.ix.state is S.WAITING)
         self._released.extend(self.agents.values())  # some may qualify now
         self._settle()
