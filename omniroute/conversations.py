@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from . import events as ev
-from .model import Customer, Identity, Interaction, InteractionState, Message
+from .model import TERMINAL_STATES, Customer, Identity, Interaction, InteractionState, Message
 
 __all__ = ["Contact", "Conversations"]
 
@@ -38,6 +38,8 @@ class Contact(msgspec.Struct, kw_only=True, gc=False):
     state: InteractionState
     agent: str | None = None
     ended_at: float | None = None
+    #: Everyone it was assigned to, first to last (a transfer adds one): who handled it.
+    agents: list[str] = []
 
 
 class Conversations:
@@ -56,6 +58,9 @@ class Conversations:
         self._addresses: dict[str, set[tuple[str, str]]] = {}  # customer -> addresses
         self._profiles: dict[str, Customer] = {}  # customer -> name, fields (screen pop)
         self._merged: dict[str, str] = {}  # a customer merged into another -> that one
+        #: Customers whose name came from a link (a CRM, a person), which a channel's
+        #: display name ("User424242", an email's From name) never replaces.
+        self._named: set[str] = set()
         #: True while the fold is still reading the log after a restart (partial).
         self.loading = False
 
@@ -71,6 +76,35 @@ class Conversations:
         ids = self._history.get(self.resolve(customer_id), [])
         contacts = [self._contacts[i] for i in reversed(ids) if i in self._contacts]
         return sorted(contacts, key=lambda c: c.created_at, reverse=True)  # ties: newest
+
+    def contact(self, interaction_id: str) -> Contact | None:
+        """The interaction as its customer's history shows it, while it is kept."""
+        return self._contacts.get(interaction_id)
+
+    def ended(self, interaction_id: str) -> Interaction | None:
+        """An interaction that ended, rebuilt from what the fold keeps (the router forgets
+        it): enough to show its conversation read-only, without channels' attributes."""
+        contact = self._contacts.get(interaction_id)
+        if contact is None or contact.state not in TERMINAL_STATES:
+            return None
+        customer_id = self._customer_of.get(interaction_id)
+        return Interaction(
+            id=contact.id,
+            channel=contact.channel,
+            queue=contact.queue,
+            subject=contact.subject,
+            customer=self.customer(customer_id) if customer_id else None,
+            state=contact.state,
+            created_at=contact.created_at,
+            enqueued_at=contact.created_at,
+            ended_at=contact.ended_at,
+            agent=contact.agent,
+        )
+
+    def name(self, customer_id: str) -> str | None:
+        """The customer's name as known now: a CRM's or a person's before a channel's."""
+        profile = self._profiles.get(self.resolve(customer_id))
+        return profile.name if profile else None
 
     def customer_at(self, channel: str, address: str) -> str | None:
         """The customer already known by this address, if any."""
@@ -131,16 +165,17 @@ class Conversations:
                 self._merge(own, customer)
             else:
                 self._merged[own] = customer
-        self._join(customer, ix.customer)
+        self._join(customer, ix.customer, linked=False)
         return customer
 
     def _linked(self, e: ev.CustomerLinked) -> None:
         target = self.resolve(e.customer_id)
         self._history.setdefault(target, [])
-        self._join(target, e.customer)
+        self._join(target, e.customer, linked=True)
 
-    def _join(self, target: str, customer: Customer) -> None:
-        """Give `target` the customer's addresses (merging whoever held one) and profile."""
+    def _join(self, target: str, customer: Customer, *, linked: bool) -> None:
+        """Give `target` the customer's addresses (merging whoever held one) and profile;
+        a `linked` name (a CRM's, a person's) wins over a channel's display name."""
         for identity in customer.identities:
             address = (identity.channel, identity.address)
             owner = self._by_address.get(address)
@@ -151,7 +186,10 @@ class Conversations:
         profile = self._profiles.get(target)
         if profile is None:
             profile = self._profiles[target] = Customer(id=target)
-        profile.name = customer.name or profile.name
+        if customer.name and (linked or target not in self._named):
+            profile.name = customer.name
+            if linked:
+                self._named.add(target)
         profile.attributes.update(customer.attributes)
 
     def _merge(self, source: str, target: str) -> None:
@@ -167,8 +205,13 @@ class Conversations:
         old = self._profiles.pop(source, None)
         if old is not None:
             profile = self._profiles.setdefault(target, Customer(id=target))
+            if source in self._named and target not in self._named and old.name:
+                profile.name = old.name  # a CRM's name beats the channel's
             profile.name = profile.name or old.name
             profile.attributes = {**old.attributes, **profile.attributes}
+        if source in self._named:
+            self._named.discard(source)
+            self._named.add(target)
         self._merged[source] = target
 
     def _message(self, e: ev.MessageAdded) -> None:
@@ -179,6 +222,8 @@ class Conversations:
         if contact is not None:
             contact.state = InteractionState.ASSIGNED
             contact.agent = e.agent_id
+            if e.agent_id not in contact.agents:
+                contact.agents.append(e.agent_id)
 
     def _ended(self, e: Any) -> None:
         contact = self._contacts.get(e.interaction_id)
@@ -203,6 +248,7 @@ class Conversations:
         if not history:
             self._history.pop(customer, None)
             self._profiles.pop(customer, None)
+            self._named.discard(customer)
             for address in self._addresses.pop(customer, ()):
                 self._by_address.pop(address, None)
             for alias in [a for a, t in self._merged.items() if t == customer]:

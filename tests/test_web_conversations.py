@@ -240,3 +240,100 @@ async def test_a_supervisor_links_an_address_to_a_customer(
     assert customer["id"] == "+3519"
     history = (await site.call("sue", "GET", "/api/customers/+3519/history")).json()
     assert [c["id"] for c in history] == ["tg-2", chat.id]
+
+
+async def test_ended_contacts_are_read_by_who_handled_them_or_serves_the_customer(
+    site: Site, echo_channel: EchoChannel
+) -> None:
+    first = await chat_with_ana(site, echo_channel, address="+3519")
+    await site.app.add_message(
+        Message(
+            id="c-1", interaction_id=first.id, sender="customer", text="bill",
+            attachments=["/files/bill.pdf"],
+        )
+    )  # fmt: skip
+    await site.call("ana", "POST", f"/api/interactions/{first.id}/complete")
+    await site.call("ana", "POST", f"/api/interactions/{first.id}/wrap-up/end")
+    other = await chat_with_ana(site, echo_channel, address="+4400")
+    await site.call("ana", "POST", f"/api/interactions/{other.id}/complete")
+    await site.call("ana", "POST", f"/api/interactions/{other.id}/wrap-up/end")
+    path = f"/api/interactions/{first.id}/conversation"
+
+    # Who handled it reads it, with its messages and attachments; so do supervisors.
+    for user in ("ana", "sue"):
+        view = (await site.call(user, "GET", path)).json()
+        assert view["interaction"]["state"] == "completed"
+        assert [(m["text"], m["attachments"]) for m in view["messages"]] == [
+            ("bill", ["/files/bill.pdf"])
+        ]
+    assert (await site.call("sue", "GET", f"/api/interactions/{first.id}")).status_code == 200
+    # Another agent does not, until they serve the same customer (an offer is enough).
+    assert (await site.call("bob", "GET", path)).status_code == 404
+    await site.call("bob", "PUT", "/api/inbox/presence", json={"presence": "ready"})
+    await site.call("ana", "PUT", "/api/inbox/presence", json={"presence": "offline"})
+    again = await site.app.submit(echo_channel.contact("support", address="+3519"))
+    offers = (await site.call("bob", "GET", "/api/inbox")).json()["offers"]
+    assert [o["interaction"]["id"] for o in offers] == [again.id]
+    view = (await site.call("bob", "GET", f"/api/interactions/{again.id}/conversation")).json()
+    assert [c["id"] for c in view["history"]] == [first.id]
+    assert (await site.call("bob", "GET", path)).status_code == 200
+    # ...and only that customer's: another contact of ana's stays hers.
+    assert (await site.call("bob", "GET", f"/api/interactions/{other.id}")).status_code == 404
+    # Read-only: nobody acts on an ended conversation.
+    r = await site.call("ana", "POST", f"/api/interactions/{first.id}/messages", json={"text": "?"})
+    assert r.status_code == 409
+    r = await site.call("ana", "POST", f"/api/interactions/{first.id}/typing")
+    assert r.status_code == 409
+    link = {"channel": "email", "address": "x@example.com"}
+    r = await site.call(
+        "ana", "POST", f"/api/interactions/{first.id}/customer/addresses", json=link
+    )
+    assert r.status_code == 409
+    # Once bob's offer is gone, so is his access.
+    offer_id = offers[0]["id"]
+    assert (await site.call("bob", "POST", f"/api/offers/{offer_id}/decline")).status_code == 204
+    assert (await site.call("bob", "GET", path)).status_code == 404
+
+
+async def test_an_ended_view_lists_only_the_contacts_the_agent_may_open(
+    site: Site, echo_channel: EchoChannel
+) -> None:
+    earlier = await site.app.submit(echo_channel.contact("sales", address="+3519"))
+    await site.app.abandon(earlier.id)
+    mine = await chat_with_ana(site, echo_channel, address="+3519")
+    await site.call("ana", "POST", f"/api/interactions/{mine.id}/complete")
+    await site.call("ana", "POST", f"/api/interactions/{mine.id}/wrap-up/end")
+    view = (await site.call("ana", "GET", f"/api/interactions/{mine.id}/conversation")).json()
+    assert view["history"] == []  # the abandoned one was never hers
+    view = (await site.call("sue", "GET", f"/api/interactions/{mine.id}/conversation")).json()
+    assert [c["id"] for c in view["history"]] == [earlier.id]
+
+
+async def test_a_crm_name_wins_over_the_channel_display_name(
+    site: Site, echo_channel: EchoChannel
+) -> None:
+    crm = Customer(id="crm:c-1", name="Carla Diaz", identities=[Identity("email", "c@x.es")])
+    mail = await site.app.submit(
+        Interaction(id="mail-1", channel="email", queue="sales", customer=crm)
+    )
+    await site.app.link_customer("crm:c-1", crm, "crm")
+    await site.app.abandon(mail.id)
+    await site.call("ana", "PUT", "/api/inbox/presence", json={"presence": "ready"})
+    tg = Customer(id="tg:4242", name="User424242", identities=[Identity("echo", "4242")])
+    chat = await site.app.submit(
+        Interaction(id="tg-1", channel="echo", queue="support", customer=tg)
+    )
+    # A person links the two: the customer keeps the CRM's name, not the channel's.
+    link = {"channel": "email", "address": "c@x.es"}
+    r = await site.call("sue", "POST", "/api/customers/tg:4242/addresses", json=link)
+    assert r.json()["name"] == "Carla Diaz"
+    # A later contact with the channel's display name does not replace it either.
+    again = Interaction(id="tg-2", channel="echo", queue="support", customer=tg)
+    await site.app.submit(again)
+    assert (await site.call("sue", "GET", "/api/customers/tg:4242")).json()["name"] == "Carla Diaz"
+    # The inbox's list and header show the customer's name.
+    inbox = (await site.call("ana", "GET", "/api/inbox")).json()
+    shown = [o["interaction"]["customer"]["name"] for o in inbox["offers"]]
+    assert shown and set(shown) == {"Carla Diaz"}
+    view = (await site.call("sue", "GET", f"/api/interactions/{chat.id}/conversation")).json()
+    assert view["interaction"]["customer"]["name"] == "Carla Diaz"

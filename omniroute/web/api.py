@@ -193,7 +193,7 @@ async def decline(call: Call) -> None:
 
 @endpoint("GET", "/api/interactions/{interaction_id}", Role.AGENT, returns=Interaction)
 async def interaction(call: Call) -> Interaction:
-    """One live interaction: an agent may read only those offered or assigned to them."""
+    """One interaction: live, or ended and kept (who may read which: see `readable`)."""
     return _readable(call, call.params["interaction_id"])
 
 
@@ -202,19 +202,23 @@ async def interaction(call: Call) -> Interaction:
     returns=ConversationView,
 )  # fmt: skip
 async def conversation(call: Call) -> ConversationView:
-    """Messages, the customer's earlier contacts, the queue's script and canned answers."""
+    """Messages, the customer's earlier contacts, the queue's script and canned answers.
+    An ended conversation (from the history) reads the same, with nothing to act on."""
     ix = _readable(call, call.params["interaction_id"])
     app = call.app
     customer = app.conversations.customer_of(ix.id)
     history = [c for c in app.conversations.history(customer) if c.id != ix.id] if customer else []
-    queue = app.router.queues[ix.queue].config
+    if ix.state in TERMINAL_STATES and not call.me.has(Role.SUPERVISOR):
+        # Read from an old contact of theirs: only what the agent may open.
+        history = [c for c in history if readable(app, call.me, c.id) is not None]
+    queue = app.router.queues.get(ix.queue)
     return ConversationView(
-        interaction=ix,
+        interaction=_as_known(app, ix),
         messages=app.conversations.messages(ix.id),
         history=history,
         position=app.router.position(ix.id),
-        script=queue.script,
-        canned=list(queue.canned),
+        script=queue.config.script if queue else None,
+        canned=list(queue.config.canned) if queue else [],
         loading=app.conversations.loading,
         customer=app.conversations.customer(customer) if customer else None,
     )
@@ -252,7 +256,7 @@ async def send_message(call: Call) -> Message:
 @endpoint("POST", "/api/interactions/{interaction_id}/typing", Role.AGENT)
 async def typing(call: Call) -> None:
     """The caller is typing a reply: the customer's channel may show it (web chat does)."""
-    ix = _readable(call, call.params["interaction_id"])
+    ix = _going(call, call.params["interaction_id"])
     if ix.agent != call.me.id and not call.me.has(Role.SUPERVISOR):
         raise ApiError(409, "accept the offer before replying")
     kind = "agent" if ix.agent == call.me.id else "supervisor"
@@ -290,8 +294,8 @@ async def link_address(call: Call) -> Customer:
 )  # fmt: skip
 async def link_interaction_address(call: Call) -> Customer:
     """ "This customer is also the one with email x": add an address to the customer of
-    a conversation the caller may read, merging whoever was known by it."""
-    ix = _readable(call, call.params["interaction_id"])
+    live conversation the caller may read, merging whoever was known by it."""
+    ix = _going(call, call.params["interaction_id"])
     customer_id = call.app.conversations.customer_of(ix.id)
     if customer_id is None:
         raise ApiError(409, "this conversation has no customer to link")
@@ -328,14 +332,14 @@ def _customer(app: App, customer_id: str) -> Customer:
 @endpoint("POST", "/api/interactions/{interaction_id}/complete", Role.AGENT)
 async def complete(call: Call) -> None:
     """The contact is over: the agent's wrap-up starts."""
-    ix = _readable(call, call.params["interaction_id"])
+    ix = _going(call, call.params["interaction_id"])
     await _run(call.app.complete(ix.id, _acting_agent(call, ix)))
 
 
 @endpoint("POST", "/api/interactions/{interaction_id}/wrap-up/end", Role.AGENT)
 async def end_wrap_up(call: Call) -> None:
     """End the wrap-up early: the agent is free for the next contact."""
-    ix = _readable(call, call.params["interaction_id"])
+    ix = _going(call, call.params["interaction_id"])
     await _run(call.app.end_wrap_up(ix.id, _acting_agent(call, ix)))
 
 
@@ -345,7 +349,7 @@ async def transfer(call: Call) -> None:
     body: TransferBody = call.body
     if (body.to_agent is None) == (body.to_queue is None):
         raise ApiError(422, "give exactly one of to_agent and to_queue", "to_agent")
-    ix = _readable(call, call.params["interaction_id"])
+    ix = _going(call, call.params["interaction_id"])
     await _run(
         call.app.transfer(
             ix.id,
@@ -471,7 +475,7 @@ def agent_view(app: App, agent_id: str) -> AgentView:
     work = []
     for interaction_id in sorted(status.work):
         try:
-            work.append(app.router.interaction(interaction_id))
+            work.append(_as_known(app, app.router.interaction(interaction_id)))
         except RouterError:
             continue  # finished between the two reads
     return AgentView(
@@ -484,11 +488,28 @@ def agent_view(app: App, agent_id: str) -> AgentView:
         load=dict(status.load),
         capacity=dict(status.config.capacity),
         offers=[
-            OfferView(id=offer.id, expires_at=offer.expires_at, interaction=offer.waiting.ix)
+            OfferView(
+                id=offer.id,
+                expires_at=offer.expires_at,
+                interaction=_as_known(app, offer.waiting.ix),
+            )
             for offer in status.offers.values()
         ],
         work=work,
     )
+
+
+def _as_known(app: App, ix: Interaction) -> Interaction:
+    """The interaction with its customer's name as known now (a CRM's "Carla Diaz"
+    rather than the channel's display name "User424242")."""
+    if ix.customer is None:
+        return ix
+    customer_id = app.conversations.customer_of(ix.id)
+    name = app.conversations.name(customer_id) if customer_id else None
+    if not name or name == ix.customer.name:
+        return ix
+    customer = msgspec.structs.replace(ix.customer, name=name)
+    return msgspec.structs.replace(ix, customer=customer)
 
 
 def build_wallboard(app: App) -> Wallboard:
@@ -566,29 +587,61 @@ def _live(app: App, interaction_id: str) -> Interaction:
 
 
 def readable(app: App, principal: Principal, interaction_id: str) -> Interaction | None:
-    """The live interaction if `principal` may see it, else None: supervisors see every
-    one, agents only those offered or assigned to them. Plugins' routes use it to guard
-    what belongs to an interaction (an email's attachments) exactly as the API does."""
-    try:
-        ix = _live(app, interaction_id)
-    except ApiError:
+    """The interaction if `principal` may read it, else None; the one place this is
+    decided, for the API and for plugins' routes that serve what belongs to an
+    interaction (an email's attachments, a Telegram photo).
+
+    Live interactions: supervisors every one, agents those offered or assigned to them.
+    Ended ones the conversations still keep (`Conversations.ended`), so that the
+    customer's history can be read beside a conversation: supervisors every one; an
+    agent those they handled and those of a customer they serve now (an offer or work
+    of theirs)."""
+    live = app.router.active.get(interaction_id)
+    if live is not None and live.ix.state not in TERMINAL_STATES:
+        if principal.has(Role.SUPERVISOR) or _holds(app, principal.id, interaction_id):
+            return live.ix
         return None
-    if principal.has(Role.SUPERVISOR):
-        return ix
-    agent_id = principal.id
-    if agent_id in app.router.agents:
-        status = app.router.agent(agent_id)
-        if ix.id in status.work or any(o.waiting.id == ix.id for o in status.offers.values()):
-            return ix
+    ended = app.conversations.ended(interaction_id)
+    if ended is None or principal.has(Role.SUPERVISOR):
+        return ended
+    contact = app.conversations.contact(interaction_id)
+    if contact is not None and principal.id in contact.agents:
+        return ended
+    customer = app.conversations.customer_of(interaction_id)
+    if customer is not None and principal.id in app.router.agents:
+        conversations = app.conversations
+        status = app.router.agent(principal.id)
+        serving = [*status.work, *(o.waiting.id for o in status.offers.values())]
+        mine = {conversations.resolve(c) for i in serving if (c := conversations.customer_of(i))}
+        if conversations.resolve(customer) in mine:
+            return ended
     return None
 
 
+def _holds(app: App, agent_id: str, interaction_id: str) -> bool:
+    """Whether the interaction is offered or assigned to the agent."""
+    if agent_id not in app.router.agents:
+        return False
+    status = app.router.agent(agent_id)
+    return interaction_id in status.work or any(
+        o.waiting.id == interaction_id for o in status.offers.values()
+    )
+
+
 def _readable(call: Call, interaction_id: str) -> Interaction:
-    """The interaction, if the caller may see it (404 otherwise, so an agent cannot probe
+    """The interaction, if the caller may read it (404 otherwise, so an agent cannot probe
     which ids exist)."""
     ix = readable(call.app, call.me, interaction_id)
     if ix is None:
-        raise ApiError(404, f'no live interaction "{interaction_id}"')
+        raise ApiError(404, f'no interaction "{interaction_id}" for you')
+    return ix
+
+
+def _going(call: Call, interaction_id: str) -> Interaction:
+    """A readable interaction that has not ended: the only kind anyone may act on."""
+    ix = _readable(call, interaction_id)
+    if ix.state in TERMINAL_STATES:
+        raise ApiError(409, f"the conversation is over ({ix.state.value})")
     return ix
 
 

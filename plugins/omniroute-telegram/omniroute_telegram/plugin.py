@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from omniroute import hookimpl
+from omniroute.model import TERMINAL_STATES
 from omniroute.specs import ChannelSpec, ConfigSpec, RouteSpec
 from omniroute.web.api import readable
-from omniroute.web.settings import Role
 
 from .channel import TelegramChannel, problems
 from .files import FileTooLarge, original_name
@@ -67,17 +67,18 @@ async def _webhook(request: Request) -> Response:
     return Response(status_code=await channel.webhook(secret, body))
 
 
-def _readable(request: Request) -> str | Response:
-    """The interaction id of the path, if the caller may read that conversation (as the
-    API decides; supervisors also once it ended)."""
+def _readable(request: Request, *, live: bool = False) -> str | Response:
+    """The interaction id of the path, if the caller may read that conversation, as the
+    API decides (`readable`: ended ones too, for the customer's history); `live` also
+    asks that it has not ended (an upload is for a reply)."""
     app = request.app.state.omniroute
     interaction_id = str(request.path_params["interaction_id"])
-    principal = request.state.principal
-    if readable(app, principal, interaction_id) is not None:
-        return interaction_id
-    if principal.has(Role.SUPERVISOR) and interaction_id not in app.router.active:
-        return interaction_id  # a conversation that ended: supervisors still may
-    return JSONResponse({"error": f'no conversation "{interaction_id}"'}, status_code=404)
+    ix = readable(app, request.state.principal, interaction_id)
+    if ix is None:
+        return JSONResponse({"error": f'no conversation "{interaction_id}"'}, status_code=404)
+    if live and ix.state in TERMINAL_STATES:
+        return JSONResponse({"error": "the conversation is over"}, status_code=409)
+    return interaction_id
 
 
 async def _download(request: Request) -> Response:
@@ -101,7 +102,7 @@ async def _upload(request: Request) -> Response:
     """An agent's file for the customer: the body is the file, `?name=` its name.
     Answers `{"url": ...}` to put in a message's `attachments`."""
     channel = _channel(request)
-    allowed = _readable(request)
+    allowed = _readable(request, live=True)
     if channel is None or isinstance(allowed, Response):
         return allowed if isinstance(allowed, Response) else Response(status_code=404)
     name = request.query_params.get("name", "file")

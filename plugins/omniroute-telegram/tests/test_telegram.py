@@ -105,6 +105,19 @@ async def test_files_flow_both_ways(center: Center, bot_api: FakeBotApi) -> None
     )
     assert foreign.status_code == 502
 
+    # Ended, the conversation stays readable with its files (the customer's history):
+    # to the agent who handled it and supervisors, by the API's own rule; no uploads.
+    bot_api.text(7, "/stop")
+    ended = center.app.conversations.contact(interaction_id)
+    await center.wait_until(lambda: ended is not None and ended.state.value == "completed")
+    await center.agent.post(f"/api/interactions/{interaction_id}/wrap-up/end")
+    await center.wait_until(lambda: interaction_id not in center.app.router.active)
+    for reader in (center.agent, center.supervisor):
+        got = await reader.get(messages[0].attachments[0])
+        assert got.status_code == 200 and got.content == b"\xff\xd8a-photo"
+    late = await center.agent.post(f"/telegram/files/{interaction_id}?name=x.png", content=b"x")
+    assert late.status_code == 409
+
 
 async def test_rate_limits_errors_and_lost_connections(center: Center, bot_api: FakeBotApi) -> None:
     bot_api.fail("getUpdates", 500)
