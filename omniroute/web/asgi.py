@@ -213,6 +213,8 @@ def _pages() -> list[BaseRoute]:
         Route("/login", page("login.html")),
         Route("/inbox", page("inbox.html")),
         Route("/wallboard", page("wallboard.html")),
+        # Browsers and tools ask for /favicon.ico whatever the pages link.
+        Route("/favicon.ico", lambda _: RedirectResponse("/static/favicon.svg", 301)),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
 
