@@ -88,6 +88,16 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     store: dict[str, Any] | None = None  # reserved
     server: Server = Server()
     simulation: Simulation | None = None
+    #: The folder of the file this config was read from, set by `load` (not a key of
+    #: the file); None for a config built in code: the current folder.
+    folder: str | None = None
+
+    def path(self, value: str) -> Path:
+        """A path a config names, as `[store] path` is read: `~` expanded, and relative
+        to the config file's folder, wherever omniroute runs from. Plugins' sections use
+        it for their files."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() or self.folder is None else Path(self.folder) / path
 
 
 class ConfigError(ValueError):
@@ -127,7 +137,9 @@ def load(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) 
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{source}: not UTF-8 text (byte {exc.start})"]) from None
-    return loads(text, source=source, env=env)
+    config = loads(text, source=source, env=env)
+    config.folder = str(Path(path).resolve().parent)
+    return config
 
 
 def loads(text: str, *, source: str = "<string>", env: Mapping[str, str] | None = None) -> Config:
@@ -147,6 +159,9 @@ def from_dict(data: Mapping[str, Any], *, env: Mapping[str, str] | None = None) 
     errors: list[str] = []
     if not isinstance(data, Mapping):
         raise ConfigError([f"expected a table at the top level, got {type(data).__name__}"])
+    if "folder" in data:  # the file's own folder (Config.folder), never a key of it
+        errors.append("folder: unknown section")
+        data = {k: v for k, v in data.items() if k != "folder"}
     data = _substitute(data, os.environ if env is None else env, (), errors)
     config = _decode(data, errors)
     if errors:
@@ -361,7 +376,7 @@ _LISTS: dict[str, type] = {"queues": Queue, "agents": Agent}
 
 def _decode(data: Mapping[str, Any], errors: list[str]) -> Config | None:
     """Decode section by section and item by item, then run the cross checks."""
-    known = sorted(Config.__struct_fields__)
+    known = sorted(f for f in Config.__struct_fields__ if f != "folder")
     fields: dict[str, Any] = {}
     items: dict[str, list[tuple[int, Any]]] = {"queues": [], "agents": []}
     for key, value in data.items():

@@ -30,7 +30,8 @@ CHANNELS = {"phone": "voice", "email": "email", "telegram": "telegram", "webchat
 
 
 class CrmCsvSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    #: The CSV file (UTF-8, a header row); relative paths: to the working folder.
+    #: The CSV file (UTF-8, a header row); a relative path is relative to the config
+    #: file's folder, as `[store] path` is.
     path: str
 
 
@@ -64,9 +65,7 @@ class Directory:
         try:
             stat = self.path.stat()
         except OSError as exc:
-            raise FileNotFoundError(
-                f"plugins.crm-csv.path: cannot read {self.path}: {exc}"
-            ) from None
+            raise FileNotFoundError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         stamp = (stat.st_mtime, stat.st_size)
         if stamp != self._stamp:
             self._by_address = dict(self._read())
@@ -111,16 +110,26 @@ def _customer(row: dict[str, Any]) -> Customer:
 _directories: dict[int, Directory] = {}
 
 
+def problems(settings: CrmCsvSettings, config: Any) -> list[str]:
+    """A file that is missing or lacks its columns (`ConfigSpec.check`: `omniroute check`
+    and the start of `omniroute serve` report it before anything runs)."""
+    try:
+        Directory(config.path(settings.path)).find(Identity("email", ""))
+    except (OSError, ValueError, csv.Error) as exc:
+        return [f"plugins.crm-csv.path: {exc}"]
+    return []
+
+
 @hookimpl
 def omniroute_config_sections() -> Iterator[ConfigSpec]:
-    yield ConfigSpec(section="crm-csv", type=CrmCsvSettings)
+    yield ConfigSpec(section="crm-csv", type=CrmCsvSettings, check=problems)
 
 
 @hookimpl
 def omniroute_startup(app: Any) -> None:
     settings = app.plugin_config.get("crm-csv")
     if settings is not None:
-        directory = Directory(Path(settings.path))
+        directory = Directory(app.config.path(settings.path))
         directory.find(Identity("email", ""))  # read it now: a broken file is logged at once
         _directories[id(app)] = directory
 

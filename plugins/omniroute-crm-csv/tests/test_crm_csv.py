@@ -11,7 +11,10 @@ import pytest
 from omniroute_crm_csv import Directory
 
 from omniroute import events as ev
+from omniroute.app import App
+from omniroute.config import check, load
 from omniroute.model import Customer, Identity
+from omniroute.store import MemoryStore
 from omniroute.testing import EchoChannel
 
 CSV = """id,name,phone,email,telegram,plan,city
@@ -97,3 +100,29 @@ async def test_the_inbox_gets_a_screen_pop_and_one_history(
         await anyio.wait_all_tasks_blocked()
         history = running.conversations.history("email:carla")
         assert [c.id for c in history] == [by_email.id, by_telegram.id]
+
+
+def test_the_path_is_relative_to_the_config_file_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugin_host, register_plugin
+) -> None:
+    register_plugin(omniroute_crm_csv, name="crm-csv")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "customers.csv").write_text(CSV, encoding="utf-8")
+    config = site / "omniroute.toml"
+    config.write_text('[plugins.crm-csv]\npath = "customers.csv"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: the file is still found
+    assert check(config, plugin_host) == []
+
+    async def look_up() -> Customer | None:
+        app = App(load(config), host=plugin_host, store=MemoryStore())
+        async with app.running():
+            return omniroute_crm_csv.omniroute_customer_lookup(Identity("telegram", "424242"), None)
+
+    found = anyio.run(look_up)
+    assert found is not None and found.name == "Carla Diaz"
+
+    config.write_text('[plugins.crm-csv]\npath = "missing.csv"\n', encoding="utf-8")
+    [error] = check(config, plugin_host)
+    assert error.startswith("plugins.crm-csv.path: cannot read ")
+    assert str(site / "missing.csv") in error
