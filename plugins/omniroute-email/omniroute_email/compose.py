@@ -1,13 +1,15 @@
-"""An agent's message -> the email the customer receives, threaded: In-Reply-To the
-customer's last mail, References the whole chain, the ticket's tag in the subject, and a
-Message-ID that carries the ticket (so a reply to it finds the ticket even if the
-subject was edited)."""
+"""An agent's message -> the email the customer receives, threaded as RFC 5322 says:
+In-Reply-To the customer's last mail, References that mail's References followed by its
+Message-ID; the ticket's tag in the subject, and a Message-ID that carries the ticket
+(so a reply to it finds the ticket even if the subject was edited). It is addressed to
+the customer by name, as their mail named them."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 
 from omniroute.model import Message
 
@@ -26,10 +28,10 @@ def message_id(message: Message, ticket: str, sender: str) -> str:
 def compose(message: Message, thread: Thread, sender: str, at: float) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = sender
-    mail["To"] = thread.address
+    mail["To"] = formataddr((thread.name or "", thread.address))
     subject = _RE.sub("", thread.subject.replace(tag(thread.ticket), "")).strip()
     mail["Subject"] = f"Re: {subject} {tag(thread.ticket)}".replace("  ", " ")
-    mail["Date"] = formatdate(at, localtime=False)
+    mail["Date"] = format_datetime(datetime.fromtimestamp(at, UTC))  # +0000: UTC, known
     mail["Message-ID"] = message_id(message, thread.ticket, sender)
     if thread.references:
         mail["In-Reply-To"] = thread.references[-1]

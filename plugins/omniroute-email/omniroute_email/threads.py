@@ -48,7 +48,9 @@ class Thread:
     subject: str
     queue: str
     agent: str | None = None  # who answered it last
-    references: list[str] = field(default_factory=list)  # newest last
+    #: The parent's References then its Message-ID (RFC 5322 3.6.4), newest last.
+    references: list[str] = field(default_factory=list)
+    name: str | None = None  # the customer's display name, as their mail gave it
 
 
 class Threads:
@@ -84,9 +86,10 @@ class Threads:
                 return
             ticket = str(data["ticket"])
             self.by_ticket[ticket] = ix.id
+            address = str(data.get("address", ""))
+            name = ix.customer.name if ix.customer else None
             self.threads.setdefault(
-                ix.id,
-                Thread(ix.id, ticket, str(data.get("address", "")), ix.subject or "", ix.queue),
+                ix.id, Thread(ix.id, ticket, address, ix.subject or "", ix.queue, name=name)
             )
             if data.get("message_id"):
                 self.opened_by[str(data["message_id"])] = ix.id

@@ -72,7 +72,8 @@ async def test_a_mail_becomes_an_interaction_and_the_reply_goes_out_threaded(
         await accept(app, ix.id)
         await app.send_message(ix.id, "agent:ana", "It left the warehouse today.")
         (reply,) = await sink.wait_for(1)
-        assert reply["To"] == "carla@example.org"
+        assert reply["To"] == "Carla <carla@example.org>"  # by name, as she wrote
+        assert reply["Date"].endswith(" +0000")  # UTC; -0000 would mean "zone unknown"
         assert reply["Subject"] == f"Re: My order [#{ticket}]"
         assert reply["In-Reply-To"] == "<first@example.org>"
         assert reply["References"] == "<first@example.org>"
