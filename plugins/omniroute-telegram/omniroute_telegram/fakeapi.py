@@ -13,15 +13,24 @@ with retry_after, 5xx, dropped connections and malformed updates.
         api.fail("sendMessage", status=429, retry_after=1, times=2)
         ...
         assert api.sent_texts(42) == [...]
+
+For a demo or a trial without Telegram, run it on a fixed port and act as a customer
+over HTTP (it prints the token, the settings and the commands):
+
+    python -m omniroute_telegram.fakeapi --port 8081
+    curl -X POST localhost:8081/fake/users/42/messages -d '{"text": "hello"}'
+    curl localhost:8081/fake/users/42/messages        # what the bot sent user 42
 """
 
 from __future__ import annotations
 
+import argparse
 import email.parser
 import email.policy
 import itertools
 import json
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -91,9 +100,12 @@ class FakeBotApi:
 
     @classmethod
     @asynccontextmanager
-    async def running(cls, token: str = TOKEN) -> AsyncIterator[FakeBotApi]:
+    async def running(
+        cls, token: str = TOKEN, port: int = 0, host: str = "127.0.0.1"
+    ) -> AsyncIterator[FakeBotApi]:
+        """Serve on loopback (`port` 0: a free one) until the block ends."""
         api = cls(token)
-        config = uvicorn.Config(api.asgi(), host="127.0.0.1", port=0, log_level="warning")
+        config = uvicorn.Config(api.asgi(), host=host, port=port, log_level="warning")
         server = uvicorn.Server(config)
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve)
@@ -102,7 +114,7 @@ class FakeBotApi:
                 while not server.started:
                     await anyio.sleep(0.01)
             port = server.servers[0].sockets[0].getsockname()[1]
-            api.url = f"http://127.0.0.1:{port}"
+            api.url = f"http://{host}:{port}"
             try:
                 yield api
             finally:
@@ -122,6 +134,7 @@ class FakeBotApi:
             routes=[
                 Route("/bot{token}/{method}", self._method, methods=["GET", "POST"]),
                 Route("/file/bot{token}/{path:path}", self._file),
+                Route("/fake/users/{user:int}/messages", self._customer, methods=["GET", "POST"]),
             ]
         )
 
@@ -207,6 +220,20 @@ class FakeBotApi:
             **fields,
         }
         return self.update({"message": message})
+
+    async def _customer(self, request: Request) -> Response:
+        """A person plays the customer over HTTP: POST `{"text": ...}` writes to the bot
+        as that user; GET lists what the bot sent them."""
+        user = int(request.path_params["user"])
+        if request.method == "GET":
+            return JSONResponse([{"method": s.method, "text": s.text} for s in self.sent_to(user)])
+        try:
+            text = json.loads(await request.body())["text"]
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": 'send {"text": "..."}'}, status_code=422)
+        if not isinstance(text, str) or not text:
+            return JSONResponse({"error": '"text" must be a non-empty string'}, status_code=422)
+        return JSONResponse({"update_id": self.text(user, text)}, status_code=201)
 
     # ------------------------------------------------------------------ faults
 
@@ -446,3 +473,42 @@ def _user(user: int) -> dict[str, Any]:
 
 def _chat(user: int) -> dict[str, Any]:
     return {"id": user, "type": "private", "first_name": f"User{user}"}
+
+
+_USAGE = """fake Telegram Bot API on {url} (Ctrl-C stops it)
+  export TELEGRAM_BOT_TOKEN='{token}'
+  [plugins.telegram] api_url = "{url}/bot"
+                     file_url = "{url}/file/bot"
+  a customer (user 42) writes:  curl -X POST {url}/fake/users/42/messages -d '{{"text": "hello"}}'
+  what the bot sent them:       curl {url}/fake/users/42/messages
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m omniroute_telegram.fakeapi --port 8081`: the local Bot API on a fixed
+    port, for demos and trials of the Telegram channel without Telegram."""
+    parser = argparse.ArgumentParser(
+        prog="python -m omniroute_telegram.fakeapi", description=main.__doc__
+    )
+    parser.add_argument(
+        "--port", type=int, default=8081, help="port (default 8081; 0: any free one)"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default loopback)"
+    )
+    parser.add_argument("--token", default=TOKEN, help="the bot token it accepts")
+    args = parser.parse_args(argv)
+
+    async def serve() -> None:
+        async with FakeBotApi.running(args.token, args.port, args.host) as api:
+            print(_USAGE.format(url=api.url, token=api.token), end="", flush=True)
+            await anyio.sleep_forever()
+
+    try:
+        anyio.run(serve)
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
