@@ -56,7 +56,8 @@ def _channel(request: Request) -> EmailChannel | None:
 
 
 async def _attachment(request: Request) -> Response:
-    """One attachment, to whoever may read its interaction (an agent: only their own)."""
+    """One attachment, to whoever may read its interaction as the API decides
+    (`readable`: an agent their own, and a reopened ticket's earlier mails too)."""
     channel = _channel(request)
     params = request.path_params
     interaction_id, digest, name = params["interaction_id"], params["digest"], params["name"]

@@ -304,6 +304,27 @@ async def test_attachments_are_stored_and_guarded_like_their_interaction(
             assert bob.status_code == 404  # not bob's interaction
             assert (await client.get(link)).status_code == 401
 
+            # Completed, then reopened by the customer's reply and given to bob: he reads
+            # the earlier mail and its attachment (the customer's history), by the API's rule.
+            await app.complete(ix.id, "ana")
+            await app.end_wrap_up(ix.id, "ana")
+            await app.set_presence("ana", "offline")
+            ticket = ix.attributes["email"]["ticket"]
+            await send(channel.port, mail(subject=f"Re: My order [#{ticket}]", body="And?"))
+            await app.set_presence("bob", "ready")
+            reopened = f"email-{ticket}-2"
+            [offer] = app.router.agent("bob").offers  # ana is away: bob is offered it
+            await app.accept(offer, "bob")
+            assert app.router.interaction(reopened).agent == "bob"
+            bob = await client.get(link, headers={"Authorization": "Bearer bob-token"})
+            assert bob.status_code == 200 and bob.content == b"%PDF-1.4 tiny"
+            view = await client.get(
+                f"/api/interactions/{ix.id}/conversation",
+                headers={"Authorization": "Bearer bob-token"},
+            )
+            assert view.status_code == 200
+            assert [m["attachments"][0] for m in view.json()["messages"]] == [link]
+
 
 async def test_a_reply_with_no_mail_thread_is_refused_not_dropped(
     tmp_path: Path, sink: Sink
