@@ -39,7 +39,8 @@ class Contact(msgspec.Struct, kw_only=True, gc=False):
     agent: str | None = None
     ended_at: float | None = None
     #: Everyone it was assigned to, first to last (a transfer adds one): who handled it.
-    agents: list[str] = []
+    #: A tuple of strings, which the garbage collector stops tracking (a list it would not).
+    agents: tuple[str, ...] = ()
 
 
 class Conversations:
@@ -223,7 +224,7 @@ class Conversations:
             contact.state = InteractionState.ASSIGNED
             contact.agent = e.agent_id
             if e.agent_id not in contact.agents:
-                contact.agents.append(e.agent_id)
+                contact.agents = (*contact.agents, e.agent_id)
 
     def _ended(self, e: Any) -> None:
         contact = self._contacts.get(e.interaction_id)
