@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import httpx
-from conftest import free_port
 from omniroute_telegram.fakeapi import TOKEN
+from telegramkit import free_port
 
 
 def test_it_runs_on_a_fixed_port_and_takes_a_customer_message() -> None:

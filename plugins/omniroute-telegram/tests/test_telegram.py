@@ -8,8 +8,8 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from conftest import Center, config, free_port, running
 from omniroute_telegram.fakeapi import FakeBotApi
+from telegramkit import Center, config, free_port, running
 
 from omniroute import events as ev
 from omniroute.app import App
