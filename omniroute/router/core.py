@@ -47,6 +47,9 @@ from .state import AgentStatus, Bucket, PendingOffer, Profile, QueueRuntime, Wai
 from .strategy import QueueSelector, Strategy, StrategySpec
 
 S = InteractionState
+#: A timer: (due, arming order, what to call with arg); `None` marks the head of a lane,
+#: a FIFO of timers whose own entries are (due, order, fn, arg) (see `Router._at`).
+Timer = tuple[float, int, Callable[[Any], None] | None, Any]
 _MAX_CANDIDATES = 5  # kept in a decision's explanation
 _ENDED: Any = ()  # the buckets and requirements of an interaction that has ended
 
@@ -90,6 +93,18 @@ class Router:
             "routing": routing,
             "plugin_config": plugin_config,
         }
+        self._initial_state()
+
+    def _initial_state(self) -> None:
+        """The state of a router just built (again, after a snapshot failed to load)."""
+        args = self._init_args
+        queues: Sequence[Queue] = args["queues"]
+        agents: Sequence[Agent] = args["agents"]
+        clock: Clock = args["clock"]
+        strategies: Mapping[str, StrategySpec] = args["strategies"]
+        selector: QueueSelector = args["selector"]
+        routing: Routing | None = args["routing"]
+        plugin_config: Mapping[str, Any] | None = args["plugin_config"]
         self.clock = clock
         self.routing = routing or Routing()
         self.selector = selector
@@ -104,7 +119,7 @@ class Router:
         self.stats: dict[str, QueueKpis] = {}
         self.last_agent: dict[str, str] = {}  # customer id -> the agent who served them last
         self._profile_buckets: dict[int, dict[str, list[Bucket]]] = {}
-        self._timers: list[tuple[float, int, Callable[[Any], None], Any]] = []
+        self._timers: list[Timer] = []
         self._seq = itertools.count(1)
         self._arrivals = 0  # interactions ever queued: each one's place in line
         self._offer_count = 0
@@ -626,7 +641,7 @@ class Router:
             requirements.append(requirement)
         out["requirements"] = requirements
         if "why" not in out:
-            reasons = [r.get("why_waiting", "") for r in requirements]
+            reasons = [str(r.get("why_waiting", "")) for r in requirements]
             out["why"] = reasons[0] if len(set(reasons)) == 1 else "; ".join(reasons)
         if w.ix.preferred_agent and w.preferred_until > self.now:
             out["reserved_for"] = w.ix.preferred_agent

@@ -319,22 +319,25 @@ def _strategy_state(strategy: Any) -> Any:
 
 
 def _timer(
-    due: float, seq: int, fn: Callable[[Any], None], arg: Any, active: dict[str, Waiting]
+    due: float, seq: int, fn: Callable[[Any], None] | None, arg: Any, active: dict[str, Waiting]
 ) -> TimerRec:
     kind = getattr(fn, "__name__", "")
     if kind in _BY_WAITING:
-        if active.get(arg.id) is arg:
-            return TimerRec(due, seq, kind, arg.id)
+        ref: str = arg.id
+        if active.get(ref) is arg:
+            return TimerRec(due, seq, kind, ref)
     elif kind == "_offer_expired":
         return TimerRec(due, seq, kind, arg)
     elif kind == "_wrap_up_due" or kind == "_max_wait_due":
         w, at = arg
-        if active.get(w.id) is w:
-            return TimerRec(due, seq, kind, w.id, at)
+        ref = w.id
+        if active.get(ref) is w:
+            return TimerRec(due, seq, kind, ref, at)
     elif kind == "_ladder_due":
         w, queue, index, segment = arg
-        if active.get(w.id) is w:
-            return TimerRec(due, seq, kind, w.id, segment, index, queue.name)
+        ref = w.id
+        if active.get(ref) is w:
+            return TimerRec(due, seq, kind, ref, segment, index, queue.name)
     elif kind != "_nothing":
         raise TypeError(f"snapshot: no record for timer {fn!r}")
     return TimerRec(due, seq, _NOOP)  # about an interaction that has ended
@@ -412,9 +415,7 @@ def _load(router: Router, data: bytes) -> None:
     try:
         _restore(router, body)
     except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
-        args = router._init_args
-        router.__dict__.clear()
-        router.__init__(**args)  # type: ignore[misc]
+        router._initial_state()  # back to the state as built
         raise SnapshotError(f"damaged snapshot: {type(exc).__name__}: {exc}") from None
 
 

@@ -1,0 +1,78 @@
+"""Whether the router runs compiled, and a guard against stale compiled modules.
+
+The build compiles the router's hot modules with mypyc (hatch_build.py) next to their
+`.py` sources, and Python prefers the compiled module. In an editable install the
+sources can change after that; the build wrote a hash of each source it compiled, so
+when one differs (or `OMNIROUTE_PURE_PYTHON=1` is set) every compiled router module is
+loaded from its source instead: a stale build never runs, and compiled and Python
+modules never mix (they share their classes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+_HERE = Path(__file__).parent
+_PACKAGE = __name__.rpartition(".")[0]
+
+
+class _FromSource(importlib.abc.MetaPathFinder):
+    """Finds the named modules' `.py` files, ahead of their compiled versions."""
+
+    def __init__(self, names: dict[str, Path]) -> None:
+        self.names = names
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        source = self.names.get(fullname)
+        return importlib.util.spec_from_file_location(fullname, source) if source else None
+
+
+def _stale(compiled: dict[str, str]) -> list[str]:
+    return [
+        name
+        for name, digest in compiled.items()
+        if hashlib.sha256((_HERE / f"{name}.py").read_bytes()).hexdigest() != digest
+    ]
+
+
+def _guard() -> dict[str, str]:
+    """The compiled modules in use (name -> source hash); loads sources instead when
+    asked to or when a compiled one is stale."""
+    try:
+        compiled: dict[str, str] = json.loads((_HERE / "_compiled.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    suffixes = importlib.machinery.EXTENSION_SUFFIXES
+    compiled = {
+        name: digest
+        for name, digest in compiled.items()
+        if any((_HERE / f"{name}{suffix}").exists() for suffix in suffixes)
+    }
+    stale = _stale(compiled)
+    if stale or os.environ.get("OMNIROUTE_PURE_PYTHON"):
+        if stale:
+            warnings.warn(
+                f"omniroute.router: {', '.join(f'{n}.py' for n in stale)} changed since it "
+                "was compiled; running the router as pure Python (install again to compile)",
+                stacklevel=3,
+            )
+        names = {f"{_PACKAGE}.{n}": _HERE / f"{n}.py" for n in compiled}
+        sys.meta_path.insert(0, _FromSource(names))
+        return {}
+    return compiled
+
+
+#: The router modules that run compiled in this process (empty: all pure Python).
+COMPILED = tuple(sorted(_guard()))
