@@ -18,7 +18,7 @@ import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -47,6 +47,19 @@ from .state import AgentStatus, Bucket, PendingOffer, Profile, QueueRuntime, Wai
 from .strategy import QueueSelector, Strategy, StrategySpec
 
 S = InteractionState
+# Enum members as module constants: on Python 3.11 reading `InteractionState.WAITING`
+# costs about 0.2 us (the enum class's __getattr__ hook), a constant next to nothing,
+# and a decision reads a dozen of them.
+WAITING: Final = S.WAITING
+OFFERED: Final = S.OFFERED
+ASSIGNED: Final = S.ASSIGNED
+WRAP_UP: Final = S.WRAP_UP
+ABANDONED: Final = S.ABANDONED
+CLOSED: Final = S.CLOSED
+COMPLETED: Final = S.COMPLETED
+READY: Final = Presence.READY
+OFFLINE: Final = Presence.OFFLINE
+NOT_READY: Final = Presence.NOT_READY
 #: A timer: (due, arming order, what to call with arg); `None` marks the head of a lane,
 #: a FIFO of timers whose own entries are (due, order, fn, arg) (see `Router._at`).
 Timer = tuple[float, int, Callable[[Any], None] | None, Any]
@@ -139,6 +152,12 @@ class Router:
         self._closed_check = self._closed_check
         self._requeued: list[Waiting] = []  # back in line: match them before anything else
         self._released: list[AgentStatus] = []  # capacity freed: let them pull new work
+        # The timers armed on every contact, bound once: a bound method made per timer is
+        # one more object for the garbage collector to track while the timer waits.
+        self._sla_timer: Callable[[Any], None] = self._sla_due
+        self._offer_timer: Callable[[Any], None] = self._offer_expired
+        self._wrap_timer: Callable[[Any], None] = self._wrap_up_due
+        self._ladder_timer: Callable[[Any], None] = self._ladder_due
         self._appliers: dict[type, Callable[[Any], None]] = {
             ev.InteractionQueued: self._on_queued,
             ev.Offered: self._on_offered,
@@ -207,7 +226,7 @@ class Router:
                     "skill levels are integers from 1 to 5"
                 )
         ix = msgspec_copy(interaction)
-        ix.state = S.WAITING
+        ix.state = WAITING
         ix.created_at = ix.created_at or self.now
         ix.enqueued_at = self.now
         if ix.preferred_agent is None and queue.config.preferred_agent_wait > 0 and ix.customer:
@@ -219,7 +238,7 @@ class Router:
         w = self.active[ix.id]
         if queue.calendar is not None and not queue.calendar.is_open(self.now):
             self._apply_action(w, queue.config.hours.closed, "closed")  # type: ignore[union-attr]
-        if w.ix.state is S.WAITING:
+        if w.ix.state is WAITING:
             self._match(w, "arrival")
         self._settle()
         return w.ix
@@ -246,14 +265,14 @@ class Router:
         self._emit(
             ev.OfferDeclined(at=self.now, offer_id=offer_id, interaction_id=w.id, agent_id=agent.id)
         )
-        if w.ix.state is S.WAITING:
+        if w.ix.state is WAITING:
             self._match(w, "declined")
         self._settle()
 
     def complete(self, interaction_id: str, agent_id: str | None = None) -> None:
         """The contact is over; the agent wraps up for the queue's `wrap_up` seconds."""
         self._tick()
-        w = self._get(interaction_id, S.ASSIGNED)
+        w = self._get(interaction_id, ASSIGNED)
         agent = self._agent_of(w, agent_id)
         until = self.now + w.queue.config.wrap_up
         self._emit(
@@ -266,14 +285,14 @@ class Router:
     def end_wrap_up(self, interaction_id: str, agent_id: str | None = None) -> None:
         """The agent finished after-contact work early."""
         self._tick()
-        w = self._get(interaction_id, S.WRAP_UP)
+        w = self._get(interaction_id, WRAP_UP)
         self._end_wrap_up(w, self._agent_of(w, agent_id))
         self._settle()
 
     def abandon(self, interaction_id: str) -> None:
         """The customer left before an agent answered (hung up, closed the chat)."""
         self._tick()
-        w = self._get(interaction_id, S.WAITING, S.OFFERED)
+        w = self._get(interaction_id, WAITING, OFFERED)
         self._withdraw(w, "abandoned")
         self._emit(ev.Abandoned(at=self.now, interaction_id=w.id))
         self._settle()
@@ -295,7 +314,7 @@ class Router:
         self._tick()
         if (to_agent is None) == (to_queue is None):
             raise RouterError("transfer needs exactly one of to_agent or to_queue")
-        w = self._get(interaction_id, S.ASSIGNED)
+        w = self._get(interaction_id, ASSIGNED)
         agent = self._agent_of(w, agent_id)
         if to_agent is not None and to_agent not in self.agents:
             raise RouterError(f'transfer of "{w.id}": unknown agent "{to_agent}"')
@@ -325,7 +344,7 @@ class Router:
     def requeue(self, interaction_id: str, reason: str = "requeued") -> None:
         """Put an assigned interaction back in line at its original place."""
         self._tick()
-        w = self._get(interaction_id, S.ASSIGNED)
+        w = self._get(interaction_id, ASSIGNED)
         agent = self._agent_of(w, None)
         self._emit(ev.Requeued(at=self.now, interaction_id=w.id, agent_id=agent.id, reason=reason))
         self._match(w, "requeue")
@@ -334,7 +353,7 @@ class Router:
     def assign(self, interaction_id: str, agent_id: str) -> Interaction:
         """A supervisor moves a waiting interaction straight to a free agent."""
         self._tick()
-        w = self._get(interaction_id, S.WAITING)
+        w = self._get(interaction_id, WAITING)
         agent = self._agent(agent_id)
         if not agent.can_take(w.ix.channel):
             raise RouterError(
@@ -380,7 +399,7 @@ class Router:
     def request_callback(self, interaction_id: str, number: str) -> None:
         """The customer chose a callback: they hang up but keep their place in line."""
         self._tick()
-        w = self._get(interaction_id, S.WAITING, S.OFFERED)
+        w = self._get(interaction_id, WAITING, OFFERED)
         self._emit(ev.CallbackRequested(at=self.now, interaction_id=w.id, number=number))
         self._settle()
 
@@ -399,12 +418,12 @@ class Router:
             raise RouterError(f'unknown presence "{presence}"; one of: {known}') from None
         if presence is agent.presence and reason == agent.reason:
             return  # nothing changes: no event
-        if presence is not Presence.READY:
+        if presence is not READY:
             self._revoke_offers(agent, f"agent {presence.value}")
         self._emit(
             ev.AgentStateChanged(at=self.now, agent_id=agent_id, presence=presence, reason=reason)
         )
-        if presence is Presence.READY:
+        if presence is READY:
             self._released.append(agent)
         self._settle()
 
@@ -419,7 +438,7 @@ class Router:
         """Remove an agent who is offline and holds no work."""
         self._tick()
         agent = self._agent(agent_id)
-        if agent.presence is not Presence.OFFLINE or agent.work:
+        if agent.presence is not OFFLINE or agent.work:
             raise RouterError(f'agent "{agent_id}" must be offline with no work to be removed')
         self._emit(ev.AgentRemoved(at=self.now, agent_id=agent_id))
         self._settle()
@@ -551,7 +570,7 @@ class Router:
         ws = [
             w
             for w in self.active.values()
-            if w.ix.state is S.WAITING and (queue is None or w.queue.name == queue)
+            if w.ix.state is WAITING and (queue is None or w.queue.name == queue)
         ]
         if queue is not None:
             ws.sort(key=lambda w: (w.order_key, w.seq))
@@ -562,13 +581,13 @@ class Router:
     def position(self, interaction_id: str) -> int:
         """1-based place in line among interactions of the same queue (0 once offered)."""
         w = self.active.get(interaction_id)
-        if w is None or w.ix.state is not S.WAITING:
+        if w is None or w.ix.state is not WAITING:
             return 0
         mine = w.order_key, w.seq
         return 1 + sum(
             1
             for o in w.queue.waiting.values()
-            if o.ix.state is S.WAITING and (o.order_key, o.seq) < mine
+            if o.ix.state is WAITING and (o.order_key, o.seq) < mine
         )
 
     def queue_stats(self, queue: str) -> QueueKpis:
@@ -598,12 +617,12 @@ class Router:
                 for agent, oid in w.offers.items()
                 if oid in self.offers
             ]
-        if state is S.OFFERED:
+        if state is OFFERED:
             names = ", ".join(o["agent"] for o in out.get("offered_to", []))
             out["why"] = f"offered to {names}: waiting for an answer"
-        elif state is S.ASSIGNED:
+        elif state is ASSIGNED:
             out["why"] = f"assigned to {w.ix.agent}"
-        elif state is S.WRAP_UP:
+        elif state is WRAP_UP:
             out["why"] = f"{w.ix.agent} is wrapping up after the contact"
         requirements = []
         for bucket in w.buckets:
@@ -636,7 +655,7 @@ class Router:
                 "matching_agents": len(agents),
                 "agents_by_state": by_activity,
             }
-            if state is S.WAITING:
+            if state is WAITING:
                 requirement["why_waiting"] = why
             requirements.append(requirement)
         out["requirements"] = requirements
@@ -686,7 +705,7 @@ class Router:
         self._requeued.clear()
         self._released.clear()
         self._tick()
-        self._requeued.extend(w for w in self.active.values() if w.ix.state is S.WAITING)
+        self._requeued.extend(w for w in self.active.values() if w.ix.state is WAITING)
         self._released.extend(self.agents.values())
         self._settle()
 
@@ -737,7 +756,7 @@ class Router:
 
     def _match(self, w: Waiting, trigger: str) -> None:
         """Offer a waiting interaction to the best available agent(s), if any."""
-        if w.ix.state is not S.WAITING:
+        if w.ix.state is not WAITING:
             return
         if w.preferred_until > self.now and w.ix.preferred_agent:
             agent = self.agents.get(w.ix.preferred_agent)
@@ -870,7 +889,7 @@ class Router:
         live = [
             w
             for w in agent.reserved
-            if w.ix.state is S.WAITING
+            if w.ix.state is WAITING
             and w.ix.preferred_agent == agent.id
             and w.preferred_until > self.now
         ]
@@ -941,7 +960,7 @@ class Router:
         while requeued or released:
             while requeued:
                 w = requeued.pop()
-                if w.ix.state is S.WAITING:
+                if w.ix.state is WAITING:
                     self._match(w, "requeue")
             while released:
                 self._pull(released.pop())
@@ -982,31 +1001,29 @@ class Router:
         self._emit(
             ev.OfferMissed(at=self.now, offer_id=offer_id, interaction_id=w.id, agent_id=agent.id)
         )
-        if agent.missed_in_row >= self.routing.max_missed_offers and (
-            agent.presence is Presence.READY
-        ):
+        if agent.missed_in_row >= self.routing.max_missed_offers and (agent.presence is READY):
             self._revoke_offers(agent, "agent not ready")
             self._emit(
                 ev.AgentStateChanged(
                     at=self.now,
                     agent_id=agent.id,
-                    presence=Presence.NOT_READY,
+                    presence=NOT_READY,
                     reason=self.routing.missed_offers_reason,
                 )
             )
-        if w.ix.state is S.WAITING:
+        if w.ix.state is WAITING:
             self._match(w, "offer missed")
 
     def _wrap_up_due(self, pair: tuple[Waiting, float]) -> None:
         w, until = pair
-        if w.ix.state is S.WRAP_UP and w.ix.ended_at == until and w.ix.agent:
+        if w.ix.state is WRAP_UP and w.ix.ended_at == until and w.ix.agent:
             self._end_wrap_up(w, self.agents[w.ix.agent])
 
     def _ladder_due(self, rung: tuple[Waiting, QueueRuntime, int, float]) -> None:
         w, queue, index, segment = rung
         if w.queue is not queue or w.segment_start != segment or w.ladder_index != index:
             return  # transferred, or this rung already applied
-        if w.ix.state not in (S.WAITING, S.OFFERED):
+        if w.ix.state not in (WAITING, OFFERED):
             return  # assigned: re-armed if it comes back to the queue
         if index >= len(w.queue.ladder):
             return  # the queue's ladder was shortened since
@@ -1028,20 +1045,20 @@ class Router:
     def _sla_due(self, w: Waiting) -> None:
         state = w.ix.state
         if w.queue.config.sla.measure is SlaMeasure.FIRST_RESPONSE:
-            pending = state in (S.WAITING, S.OFFERED, S.ASSIGNED)  # no one wrote back yet
+            pending = state in (WAITING, OFFERED, ASSIGNED)  # no one wrote back yet
         else:
-            pending = state in (S.WAITING, S.OFFERED)
+            pending = state in (WAITING, OFFERED)
         if pending and not w.answered and not w.breached:
             self._emit(ev.SlaBreached(at=self.now, interaction_id=w.id, queue=w.queue.name))
 
     def _max_wait_due(self, pair: tuple[Waiting, float]) -> None:
         w, segment = pair
         # Ringing or assigned at that moment: re-armed if it comes back to the queue.
-        if w.ix.state is S.WAITING and w.segment_start == segment and not w.maxed:
+        if w.ix.state is WAITING and w.segment_start == segment and not w.maxed:
             self._apply_action(w, w.queue.config.on_max_wait, "max_wait")
 
     def _preference_due(self, w: Waiting) -> None:
-        if w.ix.state is S.WAITING and w.preferred_until and w.preferred_until <= self.now:
+        if w.ix.state is WAITING and w.preferred_until and w.preferred_until <= self.now:
             self._enqueue(w)
             self._match(w, "preference expired")
 
@@ -1068,7 +1085,7 @@ class Router:
         ringing at closing time gets it when it comes back to the queue)."""
         queue = w.queue
         if (
-            w.ix.state is S.WAITING
+            w.ix.state is WAITING
             and queue.calendar is not None
             and w.closed_handled < queue.closed_since
             and not queue.calendar.is_open(self.now)
@@ -1091,7 +1108,7 @@ class Router:
         (queue.stats if e.at < queue.stats_until else self._stats(queue, e.at)).on_offered()
         self._set_requirements(w)
         w.sla_deadline = self._after(queue, w.enqueued_at, queue.config.sla.seconds)
-        self._at(w.sla_deadline, self._sla_due, w, queue.lanes.sla)
+        self._at(w.sla_deadline, self._sla_timer, w, queue.lanes.sla)
         self._arm_segment(w, e.at)
         if ix.preferred_agent and queue.config.preferred_agent_wait > 0:
             w.preferred_until = e.at + queue.config.preferred_agent_wait
@@ -1100,9 +1117,9 @@ class Router:
     def _on_offered(self, e: ev.Offered) -> None:
         w = self.active[e.interaction_id]
         agent = self.agents[e.agent_id]
-        if w.ix.state is S.WAITING:
+        if w.ix.state is WAITING:
             w.version += 1
-            w.ix.state = S.OFFERED
+            w.ix.state = OFFERED
         offer = PendingOffer(e.offer_id, w, agent, e.expires_at)
         self.offers[e.offer_id] = offer
         agent.offers[e.offer_id] = offer
@@ -1110,7 +1127,7 @@ class Router:
         self._load(agent, offer.channel, +1)
         w.queue.strategy.on_offer(agent)
         self._touch(agent)
-        self._at(e.expires_at, self._offer_expired, e.offer_id, w.queue.lanes.offer)
+        self._at(e.expires_at, self._offer_timer, e.offer_id, w.queue.lanes.offer)
         if self._replaying:  # continue numbering after the offers in the log
             n = e.offer_id[1:]
             if n.isdigit() and int(n) > self._offer_count:
@@ -1139,7 +1156,7 @@ class Router:
             w.version += 1
             self._load(agent, w.ix.channel, +1)
         ix = w.ix
-        ix.state = S.ASSIGNED
+        ix.state = ASSIGNED
         ix.agent = agent.id
         w.declined = None
         w.preferred_until = 0.0
@@ -1173,7 +1190,7 @@ class Router:
     def _on_requeued(self, e: ev.Requeued) -> None:
         w = self.active[e.interaction_id]
         self._leave_agent(w, e.at)
-        w.ix.state = S.WAITING
+        w.ix.state = WAITING
         self._enqueue(w)
         self._arm_waiting_timers(w)
 
@@ -1193,7 +1210,7 @@ class Router:
             self._arm_segment(w, e.at)
         else:
             self._arm_waiting_timers(w)
-        ix.state = S.WAITING
+        ix.state = WAITING
         w.declined = None
         if e.to_agent is not None:
             ix.preferred_agent = e.to_agent
@@ -1205,28 +1222,28 @@ class Router:
         w = self.active[e.interaction_id]
         self._release_offers(w)
         _today(w.queue, e.at, self).on_abandoned(self._wait(w, e.at))
-        self._end(w, S.ABANDONED, e.at)
+        self._end(w, ABANDONED, e.at)
 
     def _on_completed(self, e: ev.Completed) -> None:
         w = self.active[e.interaction_id]
         agent = self.agents[e.agent_id]
-        w.ix.state = S.WRAP_UP
+        w.ix.state = WRAP_UP
         w.ix.ended_at = e.wrap_up_until
         agent.talk_time += e.at - w.assigned_at
         self._rekey(agent)  # talk time is part of some strategies' keys
-        self._at(e.wrap_up_until, self._wrap_up_due, (w, e.wrap_up_until), w.queue.lanes.wrap)
+        self._at(e.wrap_up_until, self._wrap_timer, (w, e.wrap_up_until), w.queue.lanes.wrap)
 
     def _on_wrap_up_ended(self, e: ev.WrapUpEnded) -> None:
         w = self.active[e.interaction_id]
         _today(w.queue, e.at, self).on_completed(e.at - w.assigned_at)
         self._leave_agent(w, e.at)
-        self._end(w, S.COMPLETED, e.at)
+        self._end(w, COMPLETED, e.at)
 
     def _on_closed(self, e: ev.Closed) -> None:
         w = self.active[e.interaction_id]
         self._release_offers(w)
         _today(w.queue, e.at, self).closed += 1
-        self._end(w, S.CLOSED, e.at)
+        self._end(w, CLOSED, e.at)
 
     def _on_callback_requested(self, e: ev.CallbackRequested) -> None:
         self.active[e.interaction_id].ix.callback = e.number
@@ -1248,7 +1265,7 @@ class Router:
             extra.append((target, {**target.config.skills, **w.ix.skills}))
         self._set_requirements(w, extra)
         self._arm_ladder(w)
-        if w.ix.state is S.WAITING:
+        if w.ix.state is WAITING:
             self._enqueue(w)
 
     def _on_action(self, e: ev.ActionApplied) -> None:
@@ -1260,7 +1277,7 @@ class Router:
         if e.action.action is ActionKind.OVERFLOW and e.action.queue in self.queues:
             target = self.queues[e.action.queue]
             self._set_requirements(w, [(target, {**target.config.skills, **w.ix.skills})])
-            if w.ix.state is S.WAITING:
+            if w.ix.state is WAITING:
                 self._enqueue(w)
 
     def _on_breached(self, e: ev.SlaBreached) -> None:
@@ -1274,14 +1291,14 @@ class Router:
         agent.presence = e.presence
         agent.reason = e.reason
         agent.state_since = e.at
-        if e.presence is Presence.READY:
+        if e.presence is READY:
             agent.missed_in_row = 0
-            if was is not Presence.READY and agent.total_load == 0:
+            if was is not READY and agent.total_load == 0:
                 agent.idle_since = e.at
-        elif e.presence is Presence.OFFLINE and agent.reserved:
+        elif e.presence is OFFLINE and agent.reserved:
             # A preferred agent who left: their reserved interactions route normally.
             for w in agent.reserved:
-                if w.ix.state is S.WAITING and w.ix.preferred_agent == agent.id:
+                if w.ix.state is WAITING and w.ix.preferred_agent == agent.id:
                     w.preferred_until = 0.0
                     self._enqueue(w)
                     self._requeued.append(w)
@@ -1479,7 +1496,7 @@ class Router:
         for channel in agent.free:
             free[channel] -= 1
             total[channel] -= 1
-        if agent.presence is not Presence.READY or agent.exclusive_load:
+        if agent.presence is not READY or agent.exclusive_load:
             agent.free = []
             return
         capacity = agent.config.capacity
@@ -1609,12 +1626,13 @@ class Router:
             bucket = own.plain_buckets.get(channel)
             if bucket is None:
                 bucket = own.plain_buckets[channel] = self._bucket(own, channel, own.config.skills)
-            w.requirements = [(own, own.config.skills)]
-            w.buckets = [bucket]
+            # Lists shared by every plain interaction of the bucket: never changed in place.
+            w.requirements = own.plain_requirements
+            w.buckets = bucket.alone
             return
         if not w.requirements or w.requirements[0][0] is not own:
             w.requirements = [(own, {**own.config.skills, **w.ix.skills})]
-        w.requirements.extend(r for r in extra if r not in w.requirements)
+        w.requirements = w.requirements + [r for r in extra if r not in w.requirements]
         buckets = []
         for queue, requirement in w.requirements:
             allowed = queue.config.channels
@@ -1639,7 +1657,7 @@ class Router:
         )
         if w.preferred_until > self.now and w.ix.preferred_agent in self.agents:
             agent = self.agents[w.ix.preferred_agent]  # type: ignore[index]
-            if agent.presence is not Presence.OFFLINE:
+            if agent.presence is not OFFLINE:
                 agent.reserved.append(w)
                 self._at(w.preferred_until, self._preference_due, w, w.queue.lanes.preferred)
                 return
@@ -1672,7 +1690,7 @@ class Router:
         if w.ladder_index < len(ladder):
             due = self._after(w.queue, w.segment_start, ladder[w.ladder_index].after)
             lane = w.queue.lanes.ladder[w.ladder_index]
-            self._at(due, self._ladder_due, (w, w.queue, w.ladder_index, w.segment_start), lane)
+            self._at(due, self._ladder_timer, (w, w.queue, w.ladder_index, w.segment_start), lane)
 
     def _after(self, queue: QueueRuntime, start: float, seconds: float) -> float:
         if queue.calendar is None:
@@ -1708,8 +1726,8 @@ class Router:
             w.declined.add(agent.id)
             if w.ix.preferred_agent == agent.id:
                 w.preferred_until = 0.0  # they had their chance: route normally
-        if not w.offers and w.ix.state is S.OFFERED:
-            w.ix.state = S.WAITING
+        if not w.offers and w.ix.state is OFFERED:
+            w.ix.state = WAITING
             self._enqueue(w)
             self._arm_waiting_timers(w)
 
@@ -1728,7 +1746,7 @@ class Router:
     def _leave_agent(self, w: Waiting, at: float) -> None:
         """The agent holding `w` lets go of it: capacity back, talk time counted."""
         agent = self.agents[w.ix.agent]  # type: ignore[index]
-        if w.ix.state is S.ASSIGNED:
+        if w.ix.state is ASSIGNED:
             agent.talk_time += at - w.assigned_at
         agent.work.discard(w.id)
         self._load(agent, w.ix.channel, -1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..model import Agent, Interaction, Presence
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from .strategy import Strategy
 
 SkillKey = tuple[tuple[str, int], ...]
+OFFLINE: Final = Presence.OFFLINE  # constants: an enum member costs a lookup (core.py)
+READY: Final = Presence.READY
 
 
 def skill_key(skills: Mapping[str, int]) -> SkillKey:
@@ -61,7 +63,7 @@ class AgentStatus:
         self.id = config.id
         self.config = config
         self.ordinal = ordinal
-        self.presence = Presence.OFFLINE
+        self.presence = OFFLINE
         self.reason: str | None = None
         self.state_since = now
         self.exclusive = frozenset(config.exclusive)
@@ -91,7 +93,7 @@ class AgentStatus:
 
     def can_take(self, channel: str) -> bool:
         """Ready, room on this channel, and nothing exclusive in the way."""
-        if self.presence is not Presence.READY:
+        if self.presence is not READY:
             return False
         if self.load.get(channel, 0) >= self.config.capacity.get(channel, 0):
             return False
@@ -102,7 +104,7 @@ class AgentStatus:
     @property
     def activity(self) -> str:
         """What a wallboard shows: offline, not_ready, ready (idle), busy."""
-        if self.presence is not Presence.READY:
+        if self.presence is not READY:
             return self.presence.value
         return "busy" if self.total_load else "ready"
 
@@ -156,6 +158,7 @@ class QueueRuntime:
         "lanes",
         "name",
         "plain_buckets",
+        "plain_requirements",
         "stats",
         "stats_until",
         "strategy",
@@ -170,6 +173,7 @@ class QueueRuntime:
         self.ladder = config.escalation
         self.waiting: dict[str, Waiting] = {}  # waiting or offered, by interaction id
         self.plain_buckets: dict[str, Bucket] = {}  # channel -> bucket of its own skills
+        self.plain_requirements = [(self, config.skills)]  # shared: see Router._set_requirements
         self.lanes = Lanes(len(config.escalation))
         self.stats: Any = None  # QueueKpis of the current day, kept by the router
         self.stats_until = float("-inf")
@@ -180,6 +184,7 @@ class Bucket:
     """Interactions waiting in one queue, on one channel, for one requirement."""
 
     __slots__ = (
+        "alone",
         "channel",
         "group_keys",
         "heap",
@@ -202,6 +207,7 @@ class Bucket:
         self.profiles: list[Profile] = []  # eligible profiles, kept by the router
         self.group_keys: dict[int, Any] = {}  # profile id -> strategy.group_key
         self.pull_note: str | None = None  # shared by every agent-free decision here
+        self.alone = [self]  # the `buckets` of the interactions that wait only here
 
     def push(self, entry: tuple[float, int, int, Waiting]) -> None:
         tail = self.tail
