@@ -46,6 +46,7 @@ from .clock import Clock
 from .config import Config, ConfigError, from_dict
 from .model import Interaction, Presence
 from .plugins import PluginHost
+from .router import native
 from .router.core import Router, RouterError
 from .store.base import StoreError
 from .store.postgres import PostgresStore
@@ -662,7 +663,7 @@ _HINTS: dict[str, dict[str, Any]] = {}
 
 def _hints(name: str) -> dict[str, Any]:
     if name not in _HINTS:
-        _HINTS[name] = get_type_hints(getattr(Router, name))
+        _HINTS[name] = get_type_hints(native.typed(Router, name))  # compiled: from source
     return _HINTS[name]
 
 

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 _HERE = Path(__file__).parent
 _PACKAGE = __name__.rpartition(".")[0]
@@ -76,3 +77,26 @@ def _guard() -> dict[str, str]:
 
 #: The router modules that run compiled in this process (empty: all pure Python).
 COMPILED = tuple(sorted(_guard()))
+
+
+_SOURCES: dict[str, ModuleType] = {}
+
+
+def typed(cls: type, name: str) -> Any:
+    """`cls.name` with its annotations, for `typing.get_type_hints`: compiled functions
+    keep none, so for a compiled class this is the attribute of the same class loaded
+    once, privately, from its `.py` source."""
+    attr = getattr(cls, name)
+    if getattr(attr, "__annotations__", None) is not None:
+        return attr
+    module = sys.modules[cls.__module__]
+    source = _SOURCES.get(module.__name__)
+    if source is None:
+        path = Path(module.__file__ or "").parent / f"{module.__name__.rpartition('.')[2]}.py"
+        private = f"{module.__name__}__source"  # same package, so relative imports resolve
+        spec = importlib.util.spec_from_file_location(private, path)
+        assert spec is not None and spec.loader is not None
+        source = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(source)
+        _SOURCES[module.__name__] = source
+    return getattr(getattr(source, cls.__qualname__), name)

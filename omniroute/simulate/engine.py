@@ -344,6 +344,7 @@ class _Engine:
         contacts, pending, delays = self.contacts, self.pending, self.delays
         load, agenda, fast, accepts = self.load, self.agenda, self.fast, self.accepts
         next_seq = self.next_seq
+        e: Any  # one of the event types, told apart by the exact type (cheapest test)
         for e in events:
             tp = type(e)
             if tp is ev.InteractionQueued:
