@@ -1,15 +1,15 @@
-"""Build hook: compile the router's hot modules with mypyc, keep them as Python too.
+"""Build hook: compile the hot modules with mypyc, keep them as Python too.
 
-The router's decisions are pure in-memory Python on the hot path; compiled by mypyc
-they run about twice as fast (`python -m bench routing`, docs/performance.md). The
-`.py` files stay the source and the fallback: the wheel holds both, and Python loads
-the compiled module when it is there.
+The router's decisions (and the simulator's loop around them) are pure in-memory
+Python; compiled by mypyc they run about twice as fast (`python -m bench routing`,
+docs/performance.md). The `.py` files stay the source and the fallback: the wheel
+holds both, and Python loads the compiled module when it is there.
 
 Compiling needs a C compiler. Without one (or with `OMNIROUTE_PURE_PYTHON=1` set at
 build time) the build warns and makes a pure-Python wheel, which behaves the same.
-After compiling, the hook writes `omniroute/router/_compiled.json` with a hash of each
+After compiling, the hook writes `omniroute/_compiled.json` with a hash of each
 compiled source, so an editable install whose sources changed since runs them as
-Python rather than stale machine code (`omniroute/router/native.py`).
+Python rather than stale machine code (`omniroute/native.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from hatch_mypyc.plugin import MypycBuildHook
 
-MANIFEST = "omniroute/router/_compiled.json"
+MANIFEST = "omniroute/_compiled.json"
 
 
 class RouterBuildHook(MypycBuildHook):
@@ -44,7 +44,9 @@ class RouterBuildHook(MypycBuildHook):
             self.app.display_warning(f"the router stays pure Python (mypyc failed): {exc}")
             return
         sources = {
-            Path(f).stem: hashlib.sha256(Path(self.root, f).read_bytes()).hexdigest()
+            f.removesuffix(".py").replace("/", "."): hashlib.sha256(
+                Path(self.root, f).read_bytes()
+            ).hexdigest()
             for f in self.normalized_included_files
         }
         manifest.write_text(json.dumps(sources, indent=1, sort_keys=True) + "\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pluggy
 
+from . import native  # noqa: F401  # first: it decides whether compiled modules load
 from .model import Agent, Customer, Identity, Interaction, Message, Queue
 from .router.strategy import BaseStrategy, QueueSelectorSpec, StrategySpec
 from .specs import (

@@ -41,12 +41,12 @@ import msgspec
 import psycopg
 
 from . import events as ev
+from . import native
 from .app import App
 from .clock import Clock
 from .config import Config, ConfigError, from_dict
 from .model import Interaction, Presence
 from .plugins import PluginHost
-from .router import native
 from .router.core import Router, RouterError
 from .store.base import StoreError
 from .store.postgres import PostgresStore

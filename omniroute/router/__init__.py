@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from . import native  # noqa: F401  # first: it decides whether compiled modules load
 from .core import Router, RouterError, SnapshotError
 from .strategy import BaseStrategy, QueueSelector, QueueSelectorSpec, Strategy, StrategySpec
 

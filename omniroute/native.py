@@ -1,11 +1,12 @@
-"""Whether the router runs compiled, and a guard against stale compiled modules.
+"""Which modules run compiled, and a guard against stale compiled modules.
 
-The build compiles the router's hot modules with mypyc (hatch_build.py) next to their
-`.py` sources, and Python prefers the compiled module. In an editable install the
-sources can change after that; the build wrote a hash of each source it compiled, so
-when one differs (or `OMNIROUTE_PURE_PYTHON=1` is set) every compiled router module is
-loaded from its source instead: a stale build never runs, and compiled and Python
-modules never mix (they share their classes).
+The build compiles the hot modules (the router's core and state, the simulator's
+engine) with mypyc (hatch_build.py) next to their `.py` sources, and Python prefers
+the compiled module. In an editable install the sources can change after that; the
+build wrote a hash of each source it compiled, so when one differs (or
+`OMNIROUTE_PURE_PYTHON=1` is set) every compiled module is loaded from its source
+instead: a stale build never runs, and compiled and Python modules never mix (they
+share their classes). `omniroute/__init__.py` imports this first.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-_HERE = Path(__file__).parent
-_PACKAGE = __name__.rpartition(".")[0]
+_ROOT = Path(__file__).parent.parent  # where the `omniroute` package lives
+
+
+def _source(module: str) -> Path:
+    return _ROOT.joinpath(*module.split(".")).with_suffix(".py")
 
 
 class _FromSource(importlib.abc.MetaPathFinder):
@@ -44,7 +48,7 @@ def _stale(compiled: dict[str, str]) -> list[str]:
     return [
         name
         for name, digest in compiled.items()
-        if hashlib.sha256((_HERE / f"{name}.py").read_bytes()).hexdigest() != digest
+        if hashlib.sha256(_source(name).read_bytes()).hexdigest() != digest
     ]
 
 
@@ -52,30 +56,30 @@ def _guard() -> dict[str, str]:
     """The compiled modules in use (name -> source hash); loads sources instead when
     asked to or when a compiled one is stale."""
     try:
-        compiled: dict[str, str] = json.loads((_HERE / "_compiled.json").read_text())
+        compiled: dict[str, str] = json.loads((_ROOT / "omniroute/_compiled.json").read_text())
     except (OSError, ValueError):
         return {}
     suffixes = importlib.machinery.EXTENSION_SUFFIXES
     compiled = {
         name: digest
         for name, digest in compiled.items()
-        if any((_HERE / f"{name}{suffix}").exists() for suffix in suffixes)
+        if any(_source(name).with_suffix(suffix).exists() for suffix in suffixes)
     }
     stale = _stale(compiled)
     if stale or os.environ.get("OMNIROUTE_PURE_PYTHON"):
         if stale:
             warnings.warn(
-                f"omniroute.router: {', '.join(f'{n}.py' for n in stale)} changed since it "
-                "was compiled; running the router as pure Python (install again to compile)",
+                f"omniroute: {', '.join(stale)} changed since compiled; running "
+                f"{', '.join(compiled)} as pure Python (install again to compile)",
                 stacklevel=3,
             )
-        names = {f"{_PACKAGE}.{n}": _HERE / f"{n}.py" for n in compiled}
+        names = {n: _source(n) for n in compiled}
         sys.meta_path.insert(0, _FromSource(names))
         return {}
     return compiled
 
 
-#: The router modules that run compiled in this process (empty: all pure Python).
+#: The modules that run compiled in this process (empty: all pure Python).
 COMPILED = tuple(sorted(_guard()))
 
 
