@@ -64,7 +64,7 @@ NOT_READY: Final = Presence.NOT_READY
 #: a FIFO of timers whose own entries are (due, order, fn, arg) (see `Router._at`).
 Timer = tuple[float, int, Callable[[Any], None] | None, Any]
 _MAX_CANDIDATES = 5  # kept in a decision's explanation
-_ENDED: Any = ()  # the buckets and requirements of an interaction that has ended
+_ENDED: list[Any] = []  # the buckets and requirements of one that ended: never changed
 
 
 class RouterError(Exception):
@@ -114,10 +114,8 @@ class Router:
         queues: Sequence[Queue] = args["queues"]
         agents: Sequence[Agent] = args["agents"]
         clock: Clock = args["clock"]
-        strategies: Mapping[str, StrategySpec] = args["strategies"]
         selector: QueueSelector = args["selector"]
         routing: Routing | None = args["routing"]
-        plugin_config: Mapping[str, Any] | None = args["plugin_config"]
         self.clock = clock
         self.routing = routing or Routing()
         self.selector = selector
@@ -141,23 +139,17 @@ class Router:
         self._replaying = False
         self._passive = False  # a replica: applies events, arms no timer, decides nothing
         self._firing = False
-        # Timer handlers bound once: a bound method made per timer would be one more
-        # object per contact for the garbage collector to scan until the timer is due.
-        self._sla_due = self._sla_due
-        self._offer_expired = self._offer_expired
-        self._wrap_up_due = self._wrap_up_due
-        self._max_wait_due = self._max_wait_due
-        self._ladder_due = self._ladder_due
-        self._preference_due = self._preference_due
-        self._closed_check = self._closed_check
         self._requeued: list[Waiting] = []  # back in line: match them before anything else
         self._released: list[AgentStatus] = []  # capacity freed: let them pull new work
-        # The timers armed on every contact, bound once: a bound method made per timer is
-        # one more object for the garbage collector to track while the timer waits.
+        # Timer handlers bound once: a bound method made per timer would be one more
+        # object per contact for the garbage collector to scan until the timer is due.
         self._sla_timer: Callable[[Any], None] = self._sla_due
         self._offer_timer: Callable[[Any], None] = self._offer_expired
         self._wrap_timer: Callable[[Any], None] = self._wrap_up_due
         self._ladder_timer: Callable[[Any], None] = self._ladder_due
+        self._max_wait_timer: Callable[[Any], None] = self._max_wait_due
+        self._preference_timer: Callable[[Any], None] = self._preference_due
+        self._closed_timer: Callable[[Any], None] = self._closed_check
         self._appliers: dict[type, Callable[[Any], None]] = {
             ev.InteractionQueued: self._on_queued,
             ev.Offered: self._on_offered,
@@ -231,7 +223,9 @@ class Router:
         ix.enqueued_at = self.now
         if ix.preferred_agent is None and queue.config.preferred_agent_wait > 0 and ix.customer:
             ix.preferred_agent = self.last_agent.get(ix.customer.id)
-        self._emit(ev.InteractionQueued(at=self.now, interaction=ix))
+        queued = ev.InteractionQueued(at=self.now, interaction=ix)
+        self.outbox.append(queued)
+        self._on_queued(queued)  # what `_emit` does, as a direct call: the hot path
         for message in messages or ():
             stamped = msgspec.structs.replace(message, at=message.at or self.now)
             self._emit(ev.MessageAdded(at=self.now, message=stamped))
@@ -248,12 +242,13 @@ class Router:
         self._tick()
         offer = self._offer(offer_id, agent_id)
         w = offer.waiting
-        self._emit(
-            ev.Assigned(
-                at=self.now, interaction_id=w.id, agent_id=offer.agent.id, offer_id=offer_id
-            )
+        assigned = ev.Assigned(
+            at=self.now, interaction_id=w.id, agent_id=offer.agent.id, offer_id=offer_id
         )
-        self._withdraw(w, f"answered by {offer.agent.id}")
+        self.outbox.append(assigned)
+        self._on_assigned(assigned)  # `_emit`, direct
+        if w.offers:  # ring-all: the other agents' offers
+            self._withdraw(w, f"answered by {offer.agent.id}")
         self._settle()
         return w.ix
 
@@ -275,9 +270,11 @@ class Router:
         w = self._get(interaction_id, ASSIGNED)
         agent = self._agent_of(w, agent_id)
         until = self.now + w.queue.config.wrap_up
-        self._emit(
-            ev.Completed(at=self.now, interaction_id=w.id, agent_id=agent.id, wrap_up_until=until)
+        completed = ev.Completed(
+            at=self.now, interaction_id=w.id, agent_id=agent.id, wrap_up_until=until
         )
+        self.outbox.append(completed)
+        self._on_completed(completed)  # `_emit`, direct
         if until <= self.now:
             self._end_wrap_up(w, agent)
         self._settle()
@@ -751,6 +748,9 @@ class Router:
     # ================================================================== decisions
 
     def _emit(self, event: ev.Event) -> None:
+        """Emit an event: queue it for the store and apply it. The events of every
+        contact (queued, offered, assigned, completed, wrap-up ended) do the same inline
+        with a direct call to their applier (a native call in the compiled router)."""
         self.outbox.append(event)
         self._appliers[type(event)](event)
 
@@ -911,19 +911,21 @@ class Router:
         self._offer_count += 1
         oid = f"o{self._offer_count}"
         expires = self.now + w.queue.config.offer_timeout
-        self._emit(
-            ev.Offered(
-                at=self.now,
-                offer_id=oid,
-                interaction_id=w.id,
-                agent_id=agent.id,
-                expires_at=expires,
-                explanation=explanation,
-            )
+        offered = ev.Offered(
+            at=self.now,
+            offer_id=oid,
+            interaction_id=w.id,
+            agent_id=agent.id,
+            expires_at=expires,
+            explanation=explanation,
         )
+        self.outbox.append(offered)
+        self._on_offered(offered)  # `_emit`, direct
 
     def _end_wrap_up(self, w: Waiting, agent: AgentStatus) -> None:
-        self._emit(ev.WrapUpEnded(at=self.now, interaction_id=w.id, agent_id=agent.id))
+        ended = ev.WrapUpEnded(at=self.now, interaction_id=w.id, agent_id=agent.id)
+        self.outbox.append(ended)
+        self._on_wrap_up_ended(ended)  # `_emit`, direct
 
     def _withdraw(self, w: Waiting, reason: str) -> None:
         """Withdraw every pending offer of `w` (ring-all losers, a customer who left)."""
@@ -1659,7 +1661,7 @@ class Router:
             agent = self.agents[w.ix.preferred_agent]  # type: ignore[index]
             if agent.presence is not OFFLINE:
                 agent.reserved.append(w)
-                self._at(w.preferred_until, self._preference_due, w, w.queue.lanes.preferred)
+                self._at(w.preferred_until, self._preference_timer, w, w.queue.lanes.preferred)
                 return
         w.preferred_until = 0.0
         entry = (w.order_key, w.seq, w.version, w)
@@ -1679,11 +1681,11 @@ class Router:
         self._arm_ladder(w)
         queue = w.queue
         if queue.calendar is not None and w.closed_handled < queue.closed_since:
-            self._at(self.now, self._closed_check, w)
+            self._at(self.now, self._closed_timer, w)
         max_wait = queue.config.max_wait
         if max_wait and not w.maxed:
             due = w.segment_start + max_wait
-            self._at(due, self._max_wait_due, (w, w.segment_start), w.queue.lanes.max_wait)
+            self._at(due, self._max_wait_timer, (w, w.segment_start), w.queue.lanes.max_wait)
 
     def _arm_ladder(self, w: Waiting) -> None:
         ladder = w.queue.ladder
