@@ -19,8 +19,11 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -105,11 +108,26 @@ def run_simpy(agents: int, rate: float, aht: float, seed: int) -> tuple[float, d
     return time.perf_counter() - started, kpis
 
 
-def profile(path: Path) -> str:
+def profile(path: Path | str) -> str:
     """Microseconds per call: in each router command (timers that fall due fire inside
-    them) and in the rest (config, traffic, the simulator's loop and KPI folds)."""
+    them) and in the rest (config, traffic, the simulator's loop and KPI folds).
+
+    A compiled simulator calls the compiled router directly, so there is nothing to
+    time the commands by: the profile then runs the same source as Python, in a
+    process of its own, and says so."""
+    from omniroute import native
+
+    if native.COMPILED:
+        code = f"from bench.simulate import profile; print(profile({str(path)!r}))"
+        env = {**os.environ, "OMNIROUTE_PURE_PYTHON": "1"}
+        run = [sys.executable, "-W", "ignore", "-c", code]
+        root = Path(__file__).parent.parent
+        out = subprocess.run(run, env=env, cwd=root, capture_output=True, text=True, check=True)
+        return f"{out.stdout.strip()} (the Python build: compiled, the router cannot be timed)"
     from omniroute.router.core import Router
     from omniroute.simulate import engine
+
+    path = Path(path)
 
     spent: dict[str, int] = {}
 
