@@ -1,0 +1,97 @@
+"""The hook implementations: the `asterisk` channel, its `[plugins.asterisk]` section, and
+call-control routes for agents (hold) and supervisors (listen, whisper, barge)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from omniroute import hookimpl
+from omniroute.app import RouterError
+from omniroute.specs import ChannelSpec, ConfigSpec, RouteSpec
+
+from .ari import AriError
+from .channel import CallError, VoiceChannel
+from .settings import AsteriskSettings
+
+
+@hookimpl
+def omniroute_channels() -> Iterator[ChannelSpec]:
+    yield ChannelSpec(
+        name="asterisk",
+        factory=VoiceChannel,
+        description="voice calls through Asterisk (ARI): IVR, music on hold, ringing phones",
+    )
+
+
+@hookimpl
+def omniroute_config_sections() -> Iterator[ConfigSpec]:
+    yield ConfigSpec(section="asterisk", type=AsteriskSettings)
+
+
+@hookimpl
+def omniroute_web_routes() -> Iterator[RouteSpec]:
+    yield RouteSpec(path="/voice/calls/{interaction_id}/hold", endpoint=_hold, methods=("POST",))
+    yield RouteSpec(
+        path="/voice/calls/{interaction_id}/unhold", endpoint=_unhold, methods=("POST",)
+    )
+    yield RouteSpec(
+        path="/voice/calls/{interaction_id}/monitor",
+        endpoint=_monitor,
+        methods=("POST",),
+        role="supervisor",
+    )
+
+
+class MonitorBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Who listens, and how: "listen" (silent), "whisper" (to the agent), "barge"."""
+
+    supervisor: str
+    mode: Literal["listen", "whisper", "barge"] = "listen"
+
+
+def _channel(request: Request) -> VoiceChannel | None:
+    channels: dict[str, Any] = request.scope["app"].state.omniroute.channels
+    channel = channels.get("asterisk")
+    return channel if isinstance(channel, VoiceChannel) else None
+
+
+async def _control(request: Request, action: str, body: MonitorBody | None = None) -> Response:
+    channel = _channel(request)
+    if channel is None:
+        return JSONResponse({"error": "voice is not enabled ([plugins.asterisk])"}, 503)
+    interaction_id = request.path_params["interaction_id"]
+    try:
+        if action == "hold":
+            await channel.hold(interaction_id)
+        elif action == "unhold":
+            await channel.unhold(interaction_id)
+        else:
+            assert body is not None
+            result = await channel.monitor(interaction_id, body.mode, body.supervisor)
+            return JSONResponse(result)
+    except (CallError, RouterError) as exc:
+        return JSONResponse({"error": str(exc)}, 409)
+    except AriError as exc:
+        return JSONResponse({"error": str(exc)}, 502)
+    return Response(status_code=204)
+
+
+async def _hold(request: Request) -> Response:
+    return await _control(request, "hold")
+
+
+async def _unhold(request: Request) -> Response:
+    return await _control(request, "unhold")
+
+
+async def _monitor(request: Request) -> Response:
+    try:
+        body = msgspec.json.decode(await request.body(), type=MonitorBody)
+    except msgspec.DecodeError as exc:
+        return JSONResponse({"error": str(exc)}, 422)
+    return await _control(request, "monitor", body)

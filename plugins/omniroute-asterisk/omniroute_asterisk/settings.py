@@ -1,0 +1,72 @@
+"""`[plugins.asterisk]`: where Asterisk's ARI is, which phone rings for which agent, what
+each dialled number does, and which queues are recorded."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+__all__ = ["AsteriskSettings", "MenuOption", "Number"]
+
+Digit = Annotated[str, msgspec.Meta(pattern=r"^[0-9*#]$")]
+Skills = dict[str, Annotated[int, msgspec.Meta(ge=1, le=5)]]
+
+
+class MenuOption(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """What one key of an IVR menu does: the queue, and skills the call then requires."""
+
+    queue: str
+    skills: Skills = {}
+
+
+class Number(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One dialled number (the extension the dialplan sent to Stasis).
+
+    Without `menu` the call goes straight to `queue`; with one, the caller hears `prompt`
+    and presses a key; no valid key within `menu_timeout` seconds goes to `queue`.
+    """
+
+    queue: str
+    skills: Skills = {}
+    prompt: str = "sound:demo-congrats"
+    menu: dict[Digit, MenuOption] = {}
+    menu_timeout: Annotated[float, msgspec.Meta(gt=0)] = 8.0
+
+
+class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    #: ARI's base URL, as in ari.conf/http.conf: "http://127.0.0.1:8088/ari".
+    url: str
+    #: An ARI user of ari.conf.
+    user: str
+    #: Name of the environment variable holding that user's password (never the password).
+    password_env: str
+    #: The Stasis application the dialplan sends calls to: `Stasis(omniroute)`.
+    app: str = "omniroute"
+    #: Agent id -> the SIP endpoint that rings for them ("PJSIP/ana").
+    agents: dict[str, str] = {}
+    #: Supervisor name -> the endpoint that rings when they listen, whisper or barge in.
+    supervisors: dict[str, str] = {}
+    #: Dialled number -> queue, skills and optional IVR menu. "default" catches the rest.
+    numbers: dict[str, Number] = {}
+    #: Queues whose calls are recorded (the recording is listed with the interaction).
+    record_queues: list[str] = []
+    #: Seconds between announcements of the caller's place in line; 0 turns them off.
+    announce_every: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    #: Music on hold class (musiconhold.conf) callers hear while they wait or are held.
+    moh_class: str = "default"
+    #: How to call a customer back: "{number}" is replaced by their caller ID.
+    callback_endpoint: str = "PJSIP/{number}@trunk"
+    #: Caller ID shown on calls omniroute places (callbacks, agents' phones).
+    caller_id: str = "omniroute"
+    #: The key a waiting caller presses to accept a callback when one is offered.
+    callback_digit: Digit = "1"
+    #: Sounds (ARI media URIs) for the prompts omniroute plays.
+    callback_prompt: tuple[str, ...] = (
+        "sound:queue-periodic-announce",
+        "sound:vm-press",
+        "digits:1",
+    )
+    voicemail_prompt: tuple[str, ...] = ("sound:vm-intro",)
+    #: Longest voicemail, in seconds.
+    voicemail_max: Annotated[int, msgspec.Meta(gt=0)] = 120
