@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+from omniroute.model import Customer
+
 __all__ = [
     "Call",
     "CallState",
@@ -72,6 +74,7 @@ class Call:
         "bridge",
         "callback_offered",
         "caller",
+        "customer",
         "interaction_id",
         "monitors",
         "number",
@@ -79,6 +82,7 @@ class Call:
         "playing",
         "queue",
         "recording",
+        "skills",
         "state",
     )
 
@@ -95,6 +99,8 @@ class Call:
         self.callback_offered = False
         self.playing: str | None = None  # id of an announcement being played
         self.monitors: list[str] = []  # supervisor bridges to tear down with the call
+        self.customer: Customer | None = None
+        self.skills: dict[str, int] = {}
 
 
 def interaction_id_of(caller_channel_id: str) -> str:

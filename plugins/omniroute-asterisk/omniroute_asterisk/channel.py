@@ -41,6 +41,8 @@ logger = logging.getLogger("omniroute.asterisk")
 
 #: Q.850 causes that mean the agent turned the call down (busy, rejected).
 DECLINED_CAUSES = frozenset({17, 21})
+#: The channel of the interaction a voicemail becomes (agents need capacity for it).
+VOICEMAIL = "voicemail"
 #: Spy and whisper directions of a supervisor's snoop on the agent's channel: "out" is
 #: what the agent hears, "in" what the agent says.
 MONITOR_MODES = {"listen": ("both", "none"), "whisper": ("both", "out")}
@@ -234,6 +236,7 @@ class VoiceChannel:
                 return  # hung up in the menu
         call.queue = queue
         customer = await self._customer(channel.caller)
+        call.customer, call.skills = customer, skills
         ix = Interaction(
             id=ix_id,
             channel=VOICE,
@@ -295,9 +298,10 @@ class VoiceChannel:
 
     async def _music(self, call: Call) -> None:
         if call.caller is not None:
-            await self.ari.post(
+            request = self.ari.post(
                 path("channels", call.caller.channel_id, "moh"), mohClass=self.settings.moh_class
             )
+            await self._quietly(request)  # a caller who just hung up needs none
 
     async def _announce_loop(self, call: Call) -> None:
         """Every `announce_every` seconds tell a waiting caller their place in line."""
@@ -312,9 +316,8 @@ class VoiceChannel:
             place = self.app.router.position(call.interaction_id)
             if place < 1:
                 continue
-            media = ["sound:queue-thereare", f"number:{place}", "sound:queue-callswaiting"]
-            if place == 1:
-                media = ["sound:queue-youarenext"]
+            prompts = self.settings.announce_next if place == 1 else self.settings.announce_place
+            media = [m.format(place=place, ahead=place - 1) for m in prompts]
             await self._play(call, media, "announce")
 
     async def _play(self, call: Call, media: list[str], kind: str) -> None:
@@ -561,12 +564,39 @@ class VoiceChannel:
     # ------------------------------------------------------------------ voicemail
 
     async def _recording_done(self, recording: ari.LiveRecording) -> None:
+        """A voicemail is recorded: it becomes an interaction of its own (channel
+        "voicemail") in the call's queue, for an agent to call back."""
         if not recording.name.startswith("voicemail-"):
             return
         ix_id = recording.name.removeprefix("voicemail-")
         call = self.calls.get(ix_id)
-        if call is not None and call.state is CallState.VOICEMAIL:
-            await self._end_call(call)
+        if call is None or call.state is not CallState.VOICEMAIL:
+            return
+        await self._end_call(call)
+        file = f"{recording.name}.{recording.format or 'wav'}"
+        voicemail = Interaction(
+            id=f"{ix_id}-voicemail",
+            channel=VOICEMAIL,
+            queue=call.queue,
+            skills=dict(call.skills),
+            customer=call.customer,
+            subject=f"voicemail from {call.number or 'an unknown number'}",
+            attributes={
+                "asterisk": {"recording": recording.name, "file": file, "caller_id": call.number},
+                "voicemail_of": ix_id,
+            },
+        )
+        await self.app.submit(voicemail)
+        await self.app.add_message(
+            Message(
+                id=f"vm-{ix_id}",
+                interaction_id=voicemail.id,
+                sender="customer",
+                text="voicemail",
+                attachments=[f"asterisk-recording:{file}"],
+                attributes={"recording": recording.name, "duration": recording.duration},
+            )
+        )
 
     # ------------------------------------------------------------------ in the call
 
@@ -681,6 +711,7 @@ class VoiceChannel:
 
     async def _adopt(self, channel: ari.Channel, ix: Interaction, live: dict[str, Any]) -> None:
         call = Call(ix.id, None, channel.caller.number, ix.queue)
+        call.customer, call.skills = ix.customer, dict(ix.skills)
         caller = Leg(call, channel.id, LegRole.CALLER)
         caller.answered = True
         call.caller = caller

@@ -61,7 +61,15 @@ class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, 
     caller_id: str = "omniroute"
     #: The key a waiting caller presses to accept a callback when one is offered.
     callback_digit: Digit = "1"
-    #: Sounds (ARI media URIs) for the prompts omniroute plays.
+    #: Sounds (ARI media URIs) for the prompts omniroute plays. Announcements: to the
+    #: caller next in line, and to the others ("{ahead}": callers ahead of them,
+    #: "{place}": their place in line).
+    announce_next: tuple[str, ...] = ("sound:queue-youarenext",)
+    announce_place: tuple[str, ...] = (
+        "sound:queue-thereare",
+        "number:{ahead}",
+        "sound:queue-callswaiting",
+    )
     callback_prompt: tuple[str, ...] = (
         "sound:queue-periodic-announce",
         "sound:vm-press",

@@ -30,6 +30,7 @@ __all__ = [
     "caller_scenario",
     "free_udp_ports",
     "phone_scenario",
+    "write_silence",
 ]
 
 #: Where `scripts/install-asterisk` puts the chroot.
@@ -227,7 +228,7 @@ class Asterisk:
 
 #: Modules not needed and slow or noisy to load in a test Asterisk.
 _NOLOAD = (
-    "chan_dahdi chan_iax2 chan_mgcp chan_skinny chan_unistim chan_ooh323 chan_motif "
+    "res_timing_pthread res_timing_dahdi chan_dahdi chan_iax2 chan_mgcp chan_skinny chan_unistim chan_ooh323 chan_motif "
     "chan_console chan_alsa chan_oss chan_mobile chan_websocket chan_audiosocket chan_rtp "
     "res_hep res_hep_pjsip res_hep_rtcp res_xmpp res_calendar res_calendar_caldav "
     "res_calendar_ews res_calendar_exchange res_calendar_icalendar res_corosync "
@@ -306,10 +307,12 @@ def caller_scenario(
     caller: str = "5551234",
     keys: Sequence[tuple[int, str]] = (),
     hold_ms: int = 10_000,
+    audio: bool = True,
 ) -> str:
     """A caller for sipp's UAC mode: dials the service number (`-s`), then for each
     `(wait_ms, key)` waits and presses the key (SIP INFO), then hangs up after `hold_ms`,
-    or earlier when the other side hangs up."""
+    or earlier when the other side hangs up. With `audio` it streams silence (RTP) like
+    a real phone; run it in a folder holding `write_silence()`'s file."""
     invite = f"""INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: "Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
@@ -336,6 +339,10 @@ Content-Length: [len]
         f"Contact: <sip:{caller}@[local_ip]:[local_port]>\nMax-Forwards: 70\n"
         "Content-Length: 0\n\n]]></send>",
     ]
+    if audio:
+        # A phone sends audio all the time; without it Asterisk's channel thread waits
+        # for a frame after music on hold stops, and prompts queue up unplayed.
+        steps.append(f'<nop><action><exec rtp_stream="{SILENCE},-1,0"/></action></nop>')
     for i, (wait_ms, key) in enumerate(keys):
         steps.append(
             f'<recv request="BYE" timeout="{max(1, wait_ms)}" ontimeout="k{i}" next="bye"/>'
@@ -363,6 +370,32 @@ Content-Length: [len]
         '<label id="end"/>'
     )
     return _scenario("caller", "".join(steps), end_label=False)
+
+
+#: The file `caller_scenario` streams, in the folder sipp runs in.
+SILENCE = "silence.wav"
+
+
+def write_silence(folder: Path) -> Path:
+    """One second of mu-law silence as a WAV file (what sipp's rtp_stream plays)."""
+    data = b"\xff" * 8000
+    header = (
+        b"RIFF"
+        + (36 + len(data)).to_bytes(4, "little")
+        + b"WAVEfmt "
+        + (16).to_bytes(4, "little")
+        + (7).to_bytes(2, "little")  # mu-law
+        + (1).to_bytes(2, "little")
+        + (8000).to_bytes(4, "little")
+        + (8000).to_bytes(4, "little")
+        + (1).to_bytes(2, "little")
+        + (8).to_bytes(2, "little")
+        + b"data"
+        + len(data).to_bytes(4, "little")
+    )
+    path = folder / SILENCE
+    path.write_bytes(header + data)
+    return path
 
 
 _SDP = """v=0

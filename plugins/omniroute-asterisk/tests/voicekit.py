@@ -21,6 +21,7 @@ from omniroute_asterisk.testing import (
     caller_scenario,
     free_udp_ports,
     phone_scenario,
+    write_silence,
 )
 
 from omniroute import events as ev
@@ -74,6 +75,7 @@ class Rig:
         self._changed = anyio.Event()
         self._tg = tg
         self._dir = Path(tempfile.mkdtemp(prefix="omniroute-voice-"))
+        write_silence(self._dir)
         self._stack = AsyncExitStack()
 
     @property
@@ -133,7 +135,7 @@ class Rig:
         hold_ms: int = 10_000,
     ) -> anyio.abc.Process:
         """Place one call with a sipp caller; its process ends when the call does."""
-        path = self._dir / f"caller-{len(list(self._dir.iterdir()))}.xml"
+        path = self._dir / f"caller-{len(list(self._dir.glob('*.xml')))}.xml"
         path.write_text(caller_scenario(caller=caller, keys=keys, hold_ms=hold_ms))
         (port,) = free_udp_ports(1)
         process = await anyio.open_process(
@@ -193,6 +195,20 @@ async def rig(
             await r.voice.ari.connected.wait()
         for agent in ready:
             await app.set_presence(agent, "ready")
-        async with r._stack:
-            yield r
+        try:
+            async with r._stack:
+                yield r
+        finally:
+            with anyio.CancelScope(shield=True):
+                await _hang_up_everything(r)
         tg.cancel_scope.cancel()
+
+
+async def _hang_up_everything(r: Rig) -> None:
+    """Leave Asterisk as the next test expects it: no channel, no bridge."""
+    with anyio.move_on_after(5):
+        for channel in await r.ari("channels"):
+            await r.voice._hangup(channel["id"])
+        for bridge in await r.bridges():
+            await r.voice._quietly(r.voice.ari.delete(f"bridges/{bridge['id']}"))
+        await r.until(lambda: _empty(r.ari("channels")))
