@@ -87,7 +87,7 @@ class AriClient:
         self._ids = itertools.count(1)
         self._pending: dict[str, tuple[anyio.Event, list[RestResponse]]] = {}
         self._encoder = msgspec.json.Encoder()
-        #: Set while connected; cleared while reconnecting.
+        #: Set once connected and `on_connected` has run; cleared while reconnecting.
         self.connected = anyio.Event()
         #: Connections made so far (the first is 1).
         self.connections = 0
@@ -200,10 +200,10 @@ class AriClient:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read, socket, send)
-                self.connected.set()
                 logger.info("connected to ARI at %s", self.url)
                 if on_connected is not None:
                     await on_connected()
+                self.connected.set()
                 async with receive:
                     async for event in receive:
                         await on_event(event)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+import anyio
+
 from omniroute.model import Customer
 
 __all__ = [
@@ -76,6 +78,7 @@ class Call:
         "caller",
         "customer",
         "interaction_id",
+        "lock",
         "monitors",
         "number",
         "offers",
@@ -100,6 +103,9 @@ class Call:
         self.playing: str | None = None  # id of an announcement being played
         self.monitors: list[str] = []  # supervisor bridges to tear down with the call
         self.customer: Customer | None = None
+        #: Held while the legs are rearranged (bridging, hold, transfer, hang-up), so
+        #: that a transfer clicked as the bridge is built waits for it to be built.
+        self.lock = anyio.Lock()
         self.skills: dict[str, int] = {}
 
 

@@ -71,6 +71,7 @@ class VoiceChannel:
         self.legs: dict[str, Leg] = {}  # channel id -> leg
         self._digits: dict[str, anyio.abc.ObjectSendStream[str]] = {}  # IVR key presses
         self._tg: anyio.abc.TaskGroup | None = None
+        self._monitors = 0  # monitor sessions started, for unique channel ids
         #: Offer id -> (time of the Offered event, time the phone rang), on the app's
         #: clock: what `python -m bench voice` reports as offer-to-ring.
         self.ring_times: dict[str, tuple[float, float | None]] = {}
@@ -178,11 +179,14 @@ class VoiceChannel:
                 if not leg.hung_up and cause in DECLINED_CAUSES and self._offered(call, leg):
                     await self.app.decline(leg.offer_id, leg.who)
             return
-        if leg.hung_up or leg.role in (LegRole.SNOOP, LegRole.SUPERVISOR):
+        if leg.role is LegRole.SUPERVISOR:
+            await self._end_monitor(leg)
+            return
+        if leg.hung_up or leg.role is LegRole.SNOOP:
             return
         if leg.role is LegRole.CUSTOMER and call.state is CallState.DIALLING:
             # The customer did not take the callback: the agent is done with it.
-            await self._finish(call, hang_up_agent=True)
+            await self._finish(call)
             return
         if call.state in (CallState.IVR,):
             call.state = CallState.ENDED
@@ -195,7 +199,7 @@ class VoiceChannel:
             await self._abandon(call)
             return
         if call.state in (CallState.TALKING, CallState.HELD, CallState.DIALLING):
-            await self._finish(call, hang_up_agent=leg is not call.agent)
+            await self._finish(call)
 
     async def _abandon(self, call: Call) -> None:
         try:
@@ -374,7 +378,7 @@ class VoiceChannel:
         elif isinstance(event, ev.Completed):
             call = self.calls.get(event.interaction_id)
             if call is not None and call.state is not CallState.ENDED:
-                await self._finish(call, hang_up_agent=True, complete=False)
+                await self._finish(call, complete=False)
         elif isinstance(event, ev.CallbackOffered):
             call = self.calls.get(event.interaction_id)
             if call is not None and call.state is CallState.WAITING and not call.callback_offered:
@@ -447,6 +451,12 @@ class VoiceChannel:
     async def _connect(self, call: Call) -> None:
         """Bridge the caller (or the called-back customer) and the agent; record if the
         queue is recorded."""
+        async with call.lock:
+            if call.state is CallState.ENDED or call.agent is None or call.caller is None:
+                return
+            await self._bridge(call)
+
+    async def _bridge(self, call: Call) -> None:
         assert call.caller is not None and call.agent is not None
         call.state = CallState.TALKING
         if call.playing is not None:
@@ -481,8 +491,12 @@ class VoiceChannel:
                 )
             )
 
-    async def _finish(self, call: Call, *, hang_up_agent: bool, complete: bool = True) -> None:
+    async def _finish(self, call: Call, *, complete: bool = True) -> None:
         """The call is over: complete it (wrap-up starts) and hang up what is left."""
+        async with call.lock:
+            await self._finish_locked(call, complete=complete)
+
+    async def _finish_locked(self, call: Call, *, complete: bool) -> None:
         if call.state is CallState.ENDED:
             return
         agent = call.agent
@@ -518,6 +532,11 @@ class VoiceChannel:
 
     async def _back_to_queue(self, call: Call) -> None:
         """A blind transfer or requeue: the agent leaves, the caller waits with music."""
+        async with call.lock:
+            if call.state in (CallState.TALKING, CallState.HELD):
+                await self._requeue_legs(call)
+
+    async def _requeue_legs(self, call: Call) -> None:
         agent = call.agent
         call.agent = None
         call.state = CallState.WAITING
@@ -609,6 +628,11 @@ class VoiceChannel:
     async def hold(self, interaction_id: str) -> None:
         """The caller leaves the bridge and hears music; the agent stays on the line."""
         call = self.call(interaction_id)
+        async with call.lock:
+            await self._hold(call)
+
+    async def _hold(self, call: Call) -> None:
+        interaction_id = call.interaction_id
         if call.state is not CallState.TALKING or call.caller is None or call.bridge is None:
             raise CallError(f'"{interaction_id}" is not in a call that can be held')
         call.state = CallState.HELD
@@ -619,6 +643,11 @@ class VoiceChannel:
 
     async def unhold(self, interaction_id: str) -> None:
         call = self.call(interaction_id)
+        async with call.lock:
+            await self._unhold(call)
+
+    async def _unhold(self, call: Call) -> None:
+        interaction_id = call.interaction_id
         if call.state is not CallState.HELD or call.caller is None or call.bridge is None:
             raise CallError(f'"{interaction_id}" is not on hold')
         await self._quietly(self.ari.delete(path("channels", call.caller.channel_id, "moh")))
@@ -641,7 +670,8 @@ class VoiceChannel:
             raise CallError(
                 f'no phone for supervisor "{supervisor}" in plugins.asterisk.supervisors'
             )
-        tag = f"{interaction_id}-{supervisor}"
+        self._monitors += 1
+        tag = f"{interaction_id}-{supervisor}-{self._monitors}"
         if mode == "barge":
             bridge = call.bridge
             snoop_id = None
@@ -677,6 +707,19 @@ class VoiceChannel:
             timeout=30,
         )
         return {"mode": mode, "bridge": bridge, "snoop": snoop_id or "", "channel": channel_id}
+
+    async def _end_monitor(self, leg: Leg) -> None:
+        """The supervisor hung up: their snoop and its bridge go too (never the call's)."""
+        bridge = leg.offer_id
+        if bridge is None or not bridge.startswith("omni-monitor-"):
+            return
+        call = leg.call
+        if bridge in call.monitors:
+            call.monitors.remove(bridge)
+        snoop = "omni-snoop-" + bridge.removeprefix("omni-monitor-")
+        self.legs.pop(snoop, None)
+        await self._hangup(snoop)
+        await self._quietly(self.ari.delete(path("bridges", bridge)))
 
     async def _join_monitor(self, leg: Leg) -> None:
         bridge = leg.offer_id  # the bridge the supervisor joins
@@ -737,7 +780,7 @@ class VoiceChannel:
                 self.legs[agent] = leg
                 return
             call.state = CallState.TALKING
-            await self._finish(call, hang_up_agent=False)
+            await self._finish(call)
             return
         call.state = CallState.ENDED
         await self._end_call(call)

@@ -28,6 +28,7 @@ from omniroute import events as ev
 from omniroute.app import App
 from omniroute.plugins import PluginHost
 from omniroute.store import MemoryStore, Store
+from omniroute.testing import serving
 
 E = TypeVar("E", bound=ev.Event)
 
@@ -62,7 +63,9 @@ def document(asterisk: Any, *, queues: list[dict[str, Any]] | None = None, **ext
 def build(config: dict[str, Any], store: Store | None = None) -> App:
     host = PluginHost(entry_points=False)
     host.register(plugin, name="asterisk")
-    return App.from_dict(config, store=store or MemoryStore(encode=True), host=host)
+    return App.from_dict(
+        config, store=store if store is not None else MemoryStore(encode=True), host=host
+    )
 
 
 class Rig:
@@ -75,8 +78,8 @@ class Rig:
         self._changed = anyio.Event()
         self._tg = tg
         self._dir = Path(tempfile.mkdtemp(prefix="omniroute-voice-"))
-        write_silence(self._dir)
         self._stack = AsyncExitStack()
+        self.url = ""
 
     @property
     def voice(self) -> VoiceChannel:
@@ -135,14 +138,10 @@ class Rig:
         hold_ms: int = 10_000,
     ) -> anyio.abc.Process:
         """Place one call with a sipp caller; its process ends when the call does."""
-        path = self._dir / f"caller-{len(list(self._dir.glob('*.xml')))}.xml"
-        path.write_text(caller_scenario(caller=caller, keys=keys, hold_ms=hold_ms))
-        (port,) = free_udp_ports(1)
-        process = await anyio.open_process(
-            caller_command(self.asterisk, path, number=number, port=port),
-            cwd=self._dir,
+        process = await start_caller(
+            self.asterisk, self._dir, number, caller=caller, keys=keys, hold_ms=hold_ms
         )
-        self._stack.push_async_callback(_end, process)
+        self._stack.push_async_callback(end_process, process)
         return process
 
     async def ari(self, path: str) -> Any:
@@ -172,7 +171,26 @@ async def _empty(request: Any) -> bool:
     return not await request
 
 
-async def _end(process: anyio.abc.Process) -> None:
+async def start_caller(
+    asterisk: Asterisk,
+    folder: Path,
+    number: str = "100",
+    *,
+    caller: str = "5551234",
+    keys: tuple[tuple[int, str], ...] = (),
+    hold_ms: int = 10_000,
+) -> anyio.abc.Process:
+    """A sipp caller placing one call; its process ends when the call does."""
+    write_silence(folder)
+    path = folder / f"caller-{len(list(folder.glob('*.xml')))}.xml"
+    path.write_text(caller_scenario(caller=caller, keys=keys, hold_ms=hold_ms))
+    (port,) = free_udp_ports(1)
+    return await anyio.open_process(
+        caller_command(asterisk, path, number=number, port=port), cwd=folder
+    )
+
+
+async def end_process(process: anyio.abc.Process) -> None:
     if process.returncode is None:
         process.terminate()
         with anyio.move_on_after(5):
@@ -186,9 +204,27 @@ async def rig(
     config: dict[str, Any],
     store: Store | None = None,
     ready: tuple[str, ...] = (),
+    keep_calls: bool = False,
+    web: bool = False,
 ) -> AsyncIterator[Rig]:
+    """A running app on `asterisk`; on leaving, every channel is hung up (unless
+    `keep_calls`: the calls stay in Stasis for the next app to adopt). With `web` its
+    web server runs too, at `Rig.url`."""
     app = build(config, store)
-    async with app.running(), anyio.create_task_group() as tg:
+    async with AsyncExitStack() as running:
+        url = await running.enter_async_context(serving(app)) if web else ""
+        if not web:
+            await running.enter_async_context(app.running())
+        async with _rig(app, asterisk, ready, keep_calls) as r:
+            r.url = url
+            yield r
+
+
+@asynccontextmanager
+async def _rig(
+    app: App, asterisk: Asterisk, ready: tuple[str, ...], keep_calls: bool
+) -> AsyncIterator[Rig]:
+    async with anyio.create_task_group() as tg:
         r = Rig(app, asterisk, tg)
         tg.start_soon(r._collect, app.subscribe(max_buffer=100_000))
         with anyio.fail_after(10):
@@ -199,8 +235,9 @@ async def rig(
             async with r._stack:
                 yield r
         finally:
-            with anyio.CancelScope(shield=True):
-                await _hang_up_everything(r)
+            if not keep_calls:
+                with anyio.CancelScope(shield=True):
+                    await _hang_up_everything(r)
         tg.cancel_scope.cancel()
 
 
