@@ -175,9 +175,10 @@ class VoiceChannel:
             return
         call = leg.call
         if leg.role is LegRole.AGENT and not leg.answered:
-            if leg.offer_id is not None and call.offers.pop(leg.offer_id, None) is not None:
-                if not leg.hung_up and cause in DECLINED_CAUSES and self._offered(call, leg):
-                    await self.app.decline(leg.offer_id, leg.who)
+            ringing = leg.offer_id is not None and call.offers.pop(leg.offer_id, None)
+            if ringing and not leg.hung_up and cause in DECLINED_CAUSES and self._offered(call):
+                assert leg.offer_id is not None
+                await self.app.decline(leg.offer_id, leg.who)
             return
         if leg.role is LegRole.SUPERVISOR:
             await self._end_monitor(leg)
@@ -209,7 +210,7 @@ class VoiceChannel:
         if ix.state in (InteractionState.WAITING, InteractionState.OFFERED):
             await self.app.abandon(call.interaction_id)
 
-    def _offered(self, call: Call, leg: Leg) -> bool:
+    def _offered(self, call: Call) -> bool:
         try:
             ix = self.app.router.interaction(call.interaction_id)
         except RouterError:

@@ -227,23 +227,90 @@ class Asterisk:
 
 
 #: Modules not needed and slow or noisy to load in a test Asterisk.
-_NOLOAD = (
-    "res_timing_pthread res_timing_dahdi chan_dahdi chan_iax2 chan_mgcp chan_skinny chan_unistim chan_ooh323 chan_motif "
-    "chan_console chan_alsa chan_oss chan_mobile chan_websocket chan_audiosocket chan_rtp "
-    "res_hep res_hep_pjsip res_hep_rtcp res_xmpp res_calendar res_calendar_caldav "
-    "res_calendar_ews res_calendar_exchange res_calendar_icalendar res_corosync "
-    "res_prometheus res_phoneprov res_pjsip_phoneprov_provider res_smdi res_snmp "
-    "res_config_ldap res_config_mysql res_config_odbc res_config_pgsql res_config_sqlite3 "
-    "res_odbc res_odbc_transaction pbx_lua pbx_ael pbx_dundi cdr_radius cel_radius "
-    "cdr_pgsql cel_pgsql cdr_tds cel_tds cdr_odbc cel_odbc cdr_adaptive_odbc "
-    "cdr_sqlite3_custom cel_sqlite3_custom cdr_beanstalkd cel_beanstalkd cdr_manager "
-    "app_voicemail app_voicemail_imap app_voicemail_odbc app_minivm app_meetme app_festival "
-    "res_pjsip_outbound_publish res_statsd res_stun_monitor res_aeap "
-    "res_speech_aeap res_geolocation res_pjsip_geolocation res_ari_mailboxes "
-    "res_stasis_mailbox res_mwi_external res_mwi_external_ami res_pjsip_stir_shaken "
-    "res_stir_shaken res_pjsip_config_wizard res_http_media_cache "
-    "res_pjsip_publish_asterisk res_pjsip_exten_state res_pjsip_send_to_voicemail res_pjsip_refer res_pjsip_notify res_pjsip_outbound_registration"
-).split()
+_NOLOAD = [
+    "res_timing_pthread",
+    "res_timing_dahdi",
+    "chan_dahdi",
+    "chan_iax2",
+    "chan_mgcp",
+    "chan_skinny",
+    "chan_unistim",
+    "chan_ooh323",
+    "chan_motif",
+    "chan_console",
+    "chan_alsa",
+    "chan_oss",
+    "chan_mobile",
+    "chan_websocket",
+    "chan_audiosocket",
+    "chan_rtp",
+    "res_hep",
+    "res_hep_pjsip",
+    "res_hep_rtcp",
+    "res_xmpp",
+    "res_calendar",
+    "res_calendar_caldav",
+    "res_calendar_ews",
+    "res_calendar_exchange",
+    "res_calendar_icalendar",
+    "res_corosync",
+    "res_prometheus",
+    "res_phoneprov",
+    "res_pjsip_phoneprov_provider",
+    "res_smdi",
+    "res_snmp",
+    "res_config_ldap",
+    "res_config_mysql",
+    "res_config_odbc",
+    "res_config_pgsql",
+    "res_config_sqlite3",
+    "res_odbc",
+    "res_odbc_transaction",
+    "pbx_lua",
+    "pbx_ael",
+    "pbx_dundi",
+    "cdr_radius",
+    "cel_radius",
+    "cdr_pgsql",
+    "cel_pgsql",
+    "cdr_tds",
+    "cel_tds",
+    "cdr_odbc",
+    "cel_odbc",
+    "cdr_adaptive_odbc",
+    "cdr_sqlite3_custom",
+    "cel_sqlite3_custom",
+    "cdr_beanstalkd",
+    "cel_beanstalkd",
+    "cdr_manager",
+    "app_voicemail",
+    "app_voicemail_imap",
+    "app_voicemail_odbc",
+    "app_minivm",
+    "app_meetme",
+    "app_festival",
+    "res_pjsip_outbound_publish",
+    "res_statsd",
+    "res_stun_monitor",
+    "res_aeap",
+    "res_speech_aeap",
+    "res_geolocation",
+    "res_pjsip_geolocation",
+    "res_ari_mailboxes",
+    "res_stasis_mailbox",
+    "res_mwi_external",
+    "res_mwi_external_ami",
+    "res_pjsip_stir_shaken",
+    "res_stir_shaken",
+    "res_pjsip_config_wizard",
+    "res_http_media_cache",
+    "res_pjsip_publish_asterisk",
+    "res_pjsip_exten_state",
+    "res_pjsip_send_to_voicemail",
+    "res_pjsip_refer",
+    "res_pjsip_notify",
+    "res_pjsip_outbound_registration",
+]
 
 
 # ---------------------------------------------------------------------- sipp
@@ -313,9 +380,10 @@ def caller_scenario(
     `(wait_ms, key)` waits and presses the key (SIP INFO), then hangs up after `hold_ms`,
     or earlier when the other side hangs up. With `audio` it streams silence (RTP) like
     a real phone; run it in a folder holding `write_silence()`'s file."""
+    me = f'"Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]'
     invite = f"""INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+From: {me}
 To: <sip:[service]@[remote_ip]:[remote_port]>
 Call-ID: [call_id]
 CSeq: 1 INVITE
@@ -334,8 +402,7 @@ Content-Length: [len]
         '<ereg regexp=".*" search_in="hdr" header="To:" assign_to="rto"/></action></recv>',
         "<send><![CDATA[\nACK [next_url] SIP/2.0\n"
         "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
-        f'From: "Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n'
-        "To: [$rto]\nCall-ID: [call_id]\nCSeq: 1 ACK\n"
+        f"From: {me}\nTo: [$rto]\nCall-ID: [call_id]\nCSeq: 1 ACK\n"
         f"Contact: <sip:{caller}@[local_ip]:[local_port]>\nMax-Forwards: 70\n"
         "Content-Length: 0\n\n]]></send>",
     ]
@@ -349,8 +416,7 @@ Content-Length: [len]
             f'<label id="k{i}"/>'
             "<send><![CDATA[\nINFO [next_url] SIP/2.0\n"
             "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
-            f'From: "Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n'
-            f"To: [$rto]\nCall-ID: [call_id]\nCSeq: {i + 2} INFO\n"
+            f"From: {me}\nTo: [$rto]\nCall-ID: [call_id]\nCSeq: {i + 2} INFO\n"
             f"Contact: <sip:{caller}@[local_ip]:[local_port]>\nMax-Forwards: 70\n"
             "Content-Type: application/dtmf-relay\nContent-Length: [len]\n\n"
             f"Signal={key}\r\nDuration=160\r\n]]></send>"
@@ -361,8 +427,7 @@ Content-Length: [len]
         '<label id="hangup"/>'
         '<send retrans="500"><![CDATA[\nBYE [next_url] SIP/2.0\n'
         "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
-        f'From: "Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n'
-        f"To: [$rto]\nCall-ID: [call_id]\nCSeq: {len(keys) + 2} BYE\n"
+        f"From: {me}\nTo: [$rto]\nCall-ID: [call_id]\nCSeq: {len(keys) + 2} BYE\n"
         f"Contact: <sip:{caller}@[local_ip]:[local_port]>\nMax-Forwards: 70\n"
         "Content-Length: 0\n\n]]></send>"
         '<recv response="200" next="end"/>'
@@ -475,7 +540,7 @@ class Phone:
     def start(self) -> Phone:
         path = Path(self._dir) / "scenario.xml"
         path.write_text(self.scenario)
-        command = _sipp_base(self.port) + ["-sf", str(path)]
+        command = [*_sipp_base(self.port), "-sf", str(path)]
         if self.calls is not None:
             command += ["-m", str(self.calls)]
         self.process = subprocess.Popen(
@@ -517,7 +582,8 @@ def caller_command(
     limit: int | None = None,
 ) -> list[str]:
     """The sipp command line placing `calls` calls to `number` through the trunk."""
-    command = _sipp_base(port) + [
+    command = [
+        *_sipp_base(port),
         "-sf",
         str(scenario_path),
         "-s",
