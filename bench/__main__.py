@@ -11,6 +11,7 @@ BENCHMARKS = {
     "serve": "bench.serve",
     "simulate": "bench.simulate",
     "store": "bench.store",
+    "voice": "bench.voice",
 }
 
 

@@ -64,6 +64,16 @@ def test_channels(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # its files are gone
 
 
+def test_voice() -> None:
+    testing = pytest.importorskip("omniroute_asterisk.testing")
+    why = testing.asterisk_missing()
+    if why is not None:
+        pytest.skip(f"VOICE BENCHMARK SKIPPED: {why}")
+    argv = ["--agents", "3", "--rate", "4", "--duration", "2", "--talk", "2"]
+    last = bench("voice", *argv)[-1]
+    assert re.fullmatch(r"voice: \d+ calls, offer-to-ring p99 \d+ ms, lost 0", last), last
+
+
 def test_unknown_benchmark_is_refused() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench", "nope"], cwd=ROOT, capture_output=True, text=True

@@ -19,6 +19,7 @@ import msgspec
 
 from omniroute import events as ev
 from omniroute.app import RouterError
+from omniroute.config import ConfigError
 from omniroute.model import VOICE, Customer, Identity, Interaction, InteractionState, Message
 
 from . import ari_models as ari
@@ -58,6 +59,9 @@ class VoiceChannel:
     name = "asterisk"
 
     def __init__(self, settings: AsteriskSettings, app: Any) -> None:
+        errors = _config_errors(settings, set(app.router.queues), set(app.router.agents))
+        if errors:
+            raise ConfigError(errors)
         password = os.environ.get(settings.password_env)
         if password is None:
             raise ValueError(
@@ -798,6 +802,33 @@ class VoiceChannel:
         except AriError as exc:
             if exc.status not in (404, 409, 422):
                 raise
+
+
+def _config_errors(settings: AsteriskSettings, queues: set[str], agents: set[str]) -> list[str]:
+    """Names in `[plugins.asterisk]` that the rest of the config does not know."""
+    where = "plugins.asterisk"
+    errors = [
+        f'{where}.agents."{agent}": unknown agent'
+        for agent in settings.agents
+        if agent not in agents
+    ]
+    for dialled, number in settings.numbers.items():
+        if number.queue not in queues:
+            errors.append(f'{where}.numbers."{dialled}".queue: unknown queue "{number.queue}"')
+        for key, option in number.menu.items():
+            if option.queue not in queues:
+                errors.append(
+                    f'{where}.numbers."{dialled}".menu."{key}".queue: '
+                    f'unknown queue "{option.queue}"'
+                )
+    errors += [
+        f'{where}.record_queues: unknown queue "{queue}"'
+        for queue in settings.record_queues
+        if queue not in queues
+    ]
+    if not settings.numbers:
+        errors.append(f'{where}.numbers: name at least one number (or "default") and its queue')
+    return errors
 
 
 def _in_app(channel: ari.Channel, app: str) -> bool:

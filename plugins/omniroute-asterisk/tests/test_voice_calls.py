@@ -76,3 +76,42 @@ async def test_hanging_up_while_waiting_is_an_abandon(asterisk) -> None:
         assert abandoned.at - queued.at >= 1.0
         assert await caller.wait() == 0
         assert await r.until(lambda: _empty(r.ari("channels")))
+
+
+async def test_ring_all_rings_every_phone_and_the_first_answer_wins(asterisk) -> None:
+    config = document(asterisk)
+    config["queues"][0]["strategy"] = "ring-all"
+    async with rig(asterisk, config, ready=("ana", "bob")) as r:
+        r.phone("ana", "answer", ring_ms=200)
+        r.phone("bob", "answer", ring_ms=2500)
+        await r.call(hold_ms=5000)
+        queued = await r.wait_for(ev.InteractionQueued)
+        await r.until(lambda: len(r.of(ev.Offered)) == 2)
+        assigned = await r.wait_for(ev.Assigned, interaction_id=queued.interaction.id)
+        assert assigned.agent_id == "ana"
+        revoked = await r.wait_for(ev.OfferRevoked, agent_id="bob")
+        caller = queued.interaction.attributes["asterisk"]["channel"]
+        await r.bridged(caller, f"omni-offer-{assigned.offer_id}-{queued.interaction.id}")
+        bob_leg = f"omni-offer-{revoked.offer_id}-{queued.interaction.id}"
+        channels = await r.until(lambda: _without(r, bob_leg))
+        assert len(channels) == 2  # the caller and ana; bob's phone stopped ringing
+
+
+async def _without(r, channel_id: str) -> list[dict] | None:
+    channels = await r.ari("channels")
+    return channels if all(c["id"] != channel_id for c in channels) else None
+
+
+async def test_completing_from_the_inbox_hangs_up_the_call(asterisk) -> None:
+    async with rig(asterisk, document(asterisk), ready=("ana",)) as r:
+        r.phone("ana", "answer", ring_ms=100)
+        caller = await r.call(hold_ms=20_000)
+        assigned = await r.wait_for(ev.Assigned)
+        await r.until(lambda: _bridge_of_two(r))
+        await r.app.complete(assigned.interaction_id, "ana")
+        assert await caller.wait() == 0  # the caller was hung up on, long before 20 s
+        await r.no_bridges()
+
+
+async def _bridge_of_two(r) -> bool:
+    return any(len(b["channels"]) == 2 for b in await r.bridges())

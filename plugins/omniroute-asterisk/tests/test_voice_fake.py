@@ -199,6 +199,25 @@ def test_config_errors_name_the_path() -> None:
     bad = document(server, numbers={"100": {"queue": "support", "menu": {"12": {"queue": "x"}}}})
     with pytest.raises(ConfigError, match=r"plugins\.asterisk: .*numbers"):
         build(bad)
+    bad = document(server, record_queues=["sales"], numbers={"200": {"queue": "nope"}})
+    bad["plugins"]["asterisk"]["agents"]["zed"] = "PJSIP/zed"
+    with pytest.raises(ConfigError) as error:
+        async_start(bad)
+    assert str(error.value).splitlines()[-3:] == [
+        'plugins.asterisk.agents."zed": unknown agent',
+        'plugins.asterisk.numbers."200".queue: unknown queue "nope"',
+        'plugins.asterisk.record_queues: unknown queue "sales"',
+    ]
+
+
+def async_start(config: dict[str, Any]) -> None:
+    """Build the app and start it, which builds the channel (and checks its config)."""
+
+    async def start() -> None:
+        async with build(config).running():
+            pass
+
+    anyio.run(start)
 
 
 async def test_a_missing_password_variable_is_named() -> None:
