@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from omniroute import hookimpl
 from omniroute.app import RouterError
 from omniroute.specs import ChannelSpec, ConfigSpec, RouteSpec
+from omniroute.web.settings import Role
 
 from .ari import AriError
 from .channel import CallError, VoiceChannel
@@ -65,6 +66,12 @@ async def _control(request: Request, action: str, body: MonitorBody | None = Non
     if channel is None:
         return JSONResponse({"error": "voice is not enabled ([plugins.asterisk])"}, 503)
     interaction_id = request.path_params["interaction_id"]
+    principal = getattr(request.state, "principal", None)
+    if action != "monitor" and principal is not None and not principal.has(Role.SUPERVISOR):
+        call = channel.calls.get(interaction_id)
+        agent = call.agent.who if call is not None and call.agent is not None else None
+        if agent != principal.id:  # an agent holds only their own calls
+            return JSONResponse({"error": f'"{interaction_id}" is not your call'}, 403)
     try:
         if action == "hold":
             await channel.hold(interaction_id)

@@ -106,6 +106,7 @@ async def test_supervisors_listen_whisper_and_barge_from_the_api(asterisk) -> No
         "secret": "a-test-secret-of-enough-length",
         "users": [
             {"id": "ana", "token_hashes": [hash_token(TOKEN + "-ana")]},
+            {"id": "bob", "token_hashes": [hash_token(TOKEN + "-bob")]},
             {"id": "sue", "role": "supervisor", "token_hashes": [hash_token(TOKEN)]},
         ],
     }
@@ -122,6 +123,17 @@ async def test_supervisors_listen_whisper_and_barge_from_the_api(asterisk) -> No
                 headers={"Authorization": f"Bearer {TOKEN}-ana"},
             )
             assert refused.status_code == 403
+            hold = f"/voice/calls/{ix}/hold"
+            bob = await http.post(hold, headers={"Authorization": f"Bearer {TOKEN}-bob"})
+            assert bob.status_code == 403  # not his call
+            ana = await http.post(hold, headers={"Authorization": f"Bearer {TOKEN}-ana"})
+            assert ana.status_code == 204, ana.text
+            await r.bridged(agent_leg(offer))
+            unhold = await http.post(
+                f"/voice/calls/{ix}/unhold", headers={"Authorization": f"Bearer {TOKEN}-ana"}
+            )
+            assert unhold.status_code == 204
+            await r.bridged(caller, agent_leg(offer))
             auth = {"Authorization": f"Bearer {TOKEN}"}
             listen = await http.post(path, json={"supervisor": "sam"}, headers=auth)
             assert listen.status_code == 200, listen.text
