@@ -125,6 +125,7 @@ async def _run(args: argparse.Namespace) -> int:
                     port=caller_port,
                     calls=calls,
                     rate=args.rate,
+                    limit=calls,  # sipp's default would throttle: no pause to size it on
                 )
                 started = time.monotonic()
                 caller = await anyio.open_process(command, cwd=folder)

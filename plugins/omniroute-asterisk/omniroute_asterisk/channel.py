@@ -42,6 +42,8 @@ logger = logging.getLogger("omniroute.asterisk")
 
 #: Q.850 causes that mean the agent turned the call down (busy, rejected).
 DECLINED_CAUSES = frozenset({17, 21})
+#: Offers whose offer-to-ring time is kept (the newest).
+RING_TIMES_KEPT = 100_000
 #: The channel of the interaction a voicemail becomes (agents need capacity for it).
 VOICEMAIL = "voicemail"
 #: Spy and whisper directions of a supervisor's snoop on the agent's channel: "out" is
@@ -409,6 +411,8 @@ class VoiceChannel:
         call.offers[offer.offer_id] = leg
         self.legs[channel_id] = leg
         self.ring_times[offer.offer_id] = (offer.at, None)
+        if len(self.ring_times) > RING_TIMES_KEPT:
+            del self.ring_times[next(iter(self.ring_times))]
         ring_for = max(1, int(offer.expires_at - offer.at) + 5)  # the router times out first
         try:
             await self.ari.post(
