@@ -264,8 +264,16 @@ class VoiceChannel:
         )
         call.state = CallState.WAITING
         await self.app.submit(ix)  # durable: only now is the call answered
-        if not number.menu:
-            await self.ari.post(path("channels", channel.id, "answer"))
+        try:
+            if channel.id not in self.legs:
+                raise CallError("hung up while being queued")
+            if not number.menu:
+                await self.ari.post(path("channels", channel.id, "answer"))
+        except (AriError, CallError):
+            call.state = CallState.ENDED
+            self.calls.pop(ix_id, None)
+            await self._abandon(call)  # the caller left before hearing anything
+            return
         await self._music(call)
         if self.settings.announce_every > 0:
             self._spawn(self._announce_loop, call)

@@ -125,6 +125,18 @@ async def test_a_replayed_rejection_declines_the_offer() -> None:
         await until(lambda: of(seen, ev.Abandoned))
 
 
+async def test_a_caller_gone_before_being_queued_is_an_abandon_not_a_ghost() -> None:
+    events = recorded("rejected")
+    start, end = events[0], next(e for e in events if e["type"] == "StasisEnd")
+    async with FakeAri().serving() as fake, running(fake) as (app, seen):
+        await app.set_presence("ana", "not_ready")
+        fake.respond("POST", f"channels/{start['channel']['id']}/answer", 404)
+        await fake.push(start)
+        await fake.push(end)
+        await until(lambda: of(seen, ev.Abandoned))
+        assert app.router.waiting() == []
+
+
 async def test_it_reconnects_and_ends_the_calls_asterisk_lost() -> None:
     start = recorded("rejected")[0]
     caller = start["channel"]["id"]
