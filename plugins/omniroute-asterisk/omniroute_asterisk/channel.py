@@ -23,7 +23,7 @@ from omniroute.config import ConfigError
 from omniroute.model import VOICE, Customer, Identity, Interaction, InteractionState, Message
 
 from . import ari_models as ari
-from .ari import AriClient, AriError, path
+from .ari import AriClient, AriError, AriUnavailable, path
 from .calls import (
     CALLBACK_PREFIX,
     Call,
@@ -269,7 +269,9 @@ class VoiceChannel:
                 raise CallError("hung up while being queued")
             if not number.menu:
                 await self.ari.post(path("channels", channel.id, "answer"))
-        except (AriError, CallError):
+        except (AriError, CallError) as exc:
+            if isinstance(exc, AriUnavailable):
+                raise  # Asterisk is out of reach: the reconnection answers it
             call.state = CallState.ENDED
             self.calls.pop(ix_id, None)
             await self._abandon(call)  # the caller left before hearing anything
@@ -751,7 +753,11 @@ class VoiceChannel:
         channels = msgspec.convert(await self.ari.get("channels"), list[ari.Channel])
         live = {c.id: c for c in channels}
         for channel in channels:
-            if channel.id in self.legs or not _in_app(channel, self.settings.app):
+            known = self.legs.get(channel.id)
+            if known is not None:
+                await self._resume(known, channel)
+                continue
+            if not _in_app(channel, self.settings.app):
                 continue
             ix_id = interaction_id_of(channel.id)
             try:
@@ -769,6 +775,16 @@ class VoiceChannel:
             if call.caller is not None and call.caller.channel_id not in live:
                 await self._gone(call.caller.channel_id, 16)
 
+    async def _resume(self, leg: Leg, channel: ari.Channel) -> None:
+        """A waiting caller of ours whose answer or music a lost connection cut short."""
+        call = leg.call
+        if leg.role is not LegRole.CALLER or call.state is not CallState.WAITING:
+            return
+        if channel.state != "Up":
+            await self.ari.post(path("channels", channel.id, "answer"))
+        if call.playing is None:
+            await self._music(call)
+
     async def _adopt(self, channel: ari.Channel, ix: Interaction, live: dict[str, Any]) -> None:
         call = Call(ix.id, None, channel.caller.number, ix.queue)
         call.customer, call.skills = ix.customer, dict(ix.skills)
@@ -779,6 +795,8 @@ class VoiceChannel:
         self.calls[ix.id] = call
         if ix.state in (InteractionState.WAITING, InteractionState.OFFERED):
             call.state = CallState.WAITING
+            if channel.state != "Up":
+                await self.ari.post(path("channels", channel.id, "answer"))
             await self._music(call)
             if self.settings.announce_every > 0:
                 self._spawn(self._announce_loop, call)

@@ -138,7 +138,8 @@ class Asterisk:
                 f"[general]\nenabled=yes\nbindaddr=127.0.0.1\nbindport={self.http_port}\n"
             ),
             "ari.conf": (
-                "[general]\nenabled=yes\n"
+                # A client busy for more than the default 100 ms would be cut off.
+                "[general]\nenabled=yes\nwebsocket_write_timeout=5000\n"
                 f"[{self.user}]\ntype=user\nread_only=no\n"
                 f"password={self.password}\npassword_format=plain\n"
             ),

@@ -50,6 +50,11 @@ class FakeAri:
         self._changed = anyio.Event()
         self.url = ""
         self.headers: list[dict[str, str]] = []
+        self._drop_on: tuple[str, str] | None = None
+
+    def drop_on(self, method: str, path_prefix: str) -> None:
+        """Cut the connection (once) when such a request arrives, instead of answering."""
+        self._drop_on = (method, path_prefix)
 
     def respond(self, method: str, path_prefix: str, status: int, body: Any = None) -> None:
         self._answers.insert(0, (method, path_prefix, status, body))
@@ -113,6 +118,11 @@ class FakeAri:
                     continue
                 request = Request(message)
                 self.requests.append(request)
+                drop = self._drop_on
+                if drop and request.method == drop[0] and request.path.startswith(drop[1]):
+                    self._drop_on = None
+                    await socket.close()
+                    break
                 status, body = self._answer(request)
                 answer = {
                     "type": "RESTResponse",

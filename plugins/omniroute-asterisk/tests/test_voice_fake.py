@@ -153,6 +153,21 @@ async def test_it_reconnects_and_ends_the_calls_asterisk_lost() -> None:
         assert fake.headers[-1]["authorization"] == f"Basic {token}"
 
 
+async def test_a_call_cut_off_by_a_lost_connection_is_answered_after_it() -> None:
+    start = recorded("rejected")[0]
+    caller = start["channel"]["id"]
+    async with FakeAri().serving() as fake, running(fake) as (app, seen):
+        await app.set_presence("ana", "not_ready")
+        fake.drop_on("POST", f"channels/{caller}/answer")
+        fake.channels = [start["channel"]]  # still ringing ("Ring") in Stasis
+        await fake.push(start)
+        await fake.wait_connections(2)
+        await until(lambda: len(fake.seen("POST", f"channels/{caller}/answer")) == 2)
+        await until(lambda: fake.seen("POST", f"channels/{caller}/moh"))
+        assert not of(seen, ev.Abandoned)
+        assert [ix.id for ix in app.router.waiting()] == [f"voice-{caller}"]
+
+
 async def test_after_a_restart_calls_still_in_stasis_are_adopted() -> None:
     start = recorded("rejected")[0]
     caller = start["channel"]["id"]
