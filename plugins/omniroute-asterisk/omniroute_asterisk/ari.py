@@ -202,7 +202,12 @@ class AriClient:
                 tg.start_soon(self._read, socket, send)
                 logger.info("connected to ARI at %s", self.url)
                 if on_connected is not None:
-                    await on_connected()
+                    try:
+                        await on_connected()
+                    except AriUnavailable as exc:
+                        logger.warning("lost ARI while resuming calls (%s)", exc)
+                        tg.cancel_scope.cancel()
+                        return
                 self.connected.set()
                 async with receive:
                     async for event in receive:
@@ -217,21 +222,27 @@ class AriClient:
     async def _read(self, socket: ClientConnection, events: Any) -> None:
         """Route responses to their requests and events to the handler's queue."""
         async with events:
-            async for raw in socket:
-                try:
-                    event = decode_event(raw)
-                except msgspec.ValidationError as exc:
-                    logger.warning("ignoring an ARI message omniroute cannot read: %s", exc)
-                    continue
-                if event is None:
-                    continue
-                if isinstance(event, RestResponse):
-                    waiting = self._pending.get(event.request_id)
-                    if waiting is not None:
-                        waiting[1].append(event)
-                        waiting[0].set()
-                    continue
-                events.send_nowait(event)
+            try:
+                await self._route(socket, events)
+            except websockets.ConnectionClosed as exc:
+                logger.warning("the ARI connection closed: %s", exc)
+
+    async def _route(self, socket: ClientConnection, events: Any) -> None:
+        async for raw in socket:
+            try:
+                event = decode_event(raw)
+            except msgspec.ValidationError as exc:
+                logger.warning("ignoring an ARI message omniroute cannot read: %s", exc)
+                continue
+            if event is None:
+                continue
+            if isinstance(event, RestResponse):
+                waiting = self._pending.get(event.request_id)
+                if waiting is not None:
+                    waiting[1].append(event)
+                    waiting[0].set()
+                continue
+            events.send_nowait(event)
 
 
 def _param(value: Any) -> str:

@@ -76,9 +76,10 @@ class FakeAri:
             while self.connections < count or self._socket is None:
                 await self._wait_change()
 
-    async def drop(self) -> None:
+    async def drop(self, code: int = 1000) -> None:
+        """Close the connection; 1011 (internal error) is an abnormal close."""
         if self._socket is not None:
-            await self._socket.close()
+            await self._socket.close(code=code)
 
     def seen(self, method: str, path_prefix: str) -> list[Request]:
         return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]

@@ -145,7 +145,7 @@ async def test_it_reconnects_and_ends_the_calls_asterisk_lost() -> None:
         await fake.push(start)
         await until(lambda: fake.seen("POST", f"channels/{caller}/moh"))
         fake.channels = []  # Asterisk restarted meanwhile: the call is gone
-        await fake.drop()
+        await fake.drop(code=1011)
         await fake.wait_connections(2)
         abandoned = await until(lambda: of(seen, ev.Abandoned))
         assert abandoned[0].interaction_id == f"voice-{caller}"
