@@ -35,6 +35,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--ring", default="200-1500", help="ring time range, ms")
     parser.add_argument("--per-phone-process", type=int, default=10)
+    parser.add_argument(
+        "--moh",
+        default="stream",
+        help='music on hold class: "stream" (one shared source) or "default" (files)',
+    )
     args = parser.parse_args(argv)
     try:
         from omniroute_asterisk.testing import asterisk_missing
@@ -86,6 +91,7 @@ async def _run(args: argparse.Namespace) -> int:
                     "agents": {a: f"PJSIP/{a}" for a in agents},
                     "numbers": {"default": {"queue": "support"}},
                     "announce_every": 0,
+                    "moh_class": args.moh,
                 }
             },
         }

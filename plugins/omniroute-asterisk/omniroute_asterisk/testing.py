@@ -156,7 +156,10 @@ class Asterisk:
                 f"exten => _X.,1,Stasis({self.app})\n same => n,Hangup()\n"
                 "[from-phones]\n"
             ),
-            "musiconhold.conf": "[default]\nmode=files\ndirectory=moh\n",
+            # "stream": one shared source for every channel of the class (mode=custom),
+            # which spares Asterisk a file reader and a transcoder per waiting caller.
+            "musiconhold.conf": "[default]\nmode=files\ndirectory=moh\n\n"
+            f"[stream]\nmode=custom\napplication={_MOH_LOOP}\nformat=ulaw\n",
             "rtp.conf": "[general]\nrtpstart=30000\nrtpend=40000\n",
             "indications.conf": "[general]\ncountry=us\n[us]\ndescription=US\n"
             "ringcadence=2000,4000\ndial=350+440\nbusy=480+620/500,0/500\n"
@@ -171,6 +174,7 @@ class Asterisk:
         self.recordings.mkdir(parents=True, exist_ok=True)
         for name, text in self._files().items():
             (etc / name).write_text(text)
+        _prepare_moh_stream()
         log = self.log.open("wb")
         self.process = subprocess.Popen(
             ["chroot", str(ROOT), "asterisk", "-f", "-n", "-C", f"{self.etc}/asterisk.conf"],
@@ -225,6 +229,38 @@ class Asterisk:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+#: The music of the "stream" class: a mu-law copy of a stock MOH file, played in a loop.
+_MOH_LOOP = "/var/lib/asterisk/omniroute-moh-loop.sh"
+_MOH_RAW = "/var/lib/asterisk/omniroute-moh.ulaw"
+
+
+def _prepare_moh_stream() -> None:
+    raw = ROOT / _MOH_RAW.lstrip("/")
+    if not raw.exists():
+        subprocess.run(
+            [
+                "chroot",
+                str(ROOT),
+                "sox",
+                "/usr/share/asterisk/moh/macroform-cold_day.gsm",
+                "-t",
+                "raw",
+                "-e",
+                "mu-law",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                _MOH_RAW,
+            ],
+            check=True,
+            capture_output=True,
+        )
+    loop = ROOT / _MOH_LOOP.lstrip("/")
+    loop.write_text(f"#!/bin/sh\nwhile :; do cat {_MOH_RAW}; done\n")
+    loop.chmod(0o755)
 
 
 #: Modules not needed and slow or noisy to load in a test Asterisk.
