@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -50,6 +51,9 @@ def main(argv: list[str]) -> int:
     if why is not None:
         print(f"voice: skipped, {why}", file=sys.stderr)
         return 1
+    # Killed (a time-out), still stop Asterisk and the phones: an orphaned Asterisk with
+    # hundreds of calls would load the machine for whatever runs next.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return anyio.run(_run, args)
 
 
