@@ -505,7 +505,7 @@ class VoiceChannel:
                     interaction_id=call.interaction_id,
                     sender="system",
                     text="call recording",
-                    attachments=[f"asterisk-recording:{name}.wav"],
+                    attachments=[recording_url(f"{name}.wav")],
                     attributes={"recording": name, "format": "wav"},
                 )
             )
@@ -631,7 +631,7 @@ class VoiceChannel:
                 interaction_id=voicemail.id,
                 sender="customer",
                 text="voicemail",
-                attachments=[f"asterisk-recording:{file}"],
+                attachments=[recording_url(file)],
                 attributes={"recording": recording.name, "duration": recording.duration},
             )
         )
@@ -832,6 +832,11 @@ class VoiceChannel:
         except AriError as exc:
             if exc.status not in (404, 409, 422):
                 raise
+
+
+def recording_url(file: str) -> str:
+    """Where the web app serves a recording (see plugin.py)."""
+    return f"/voice/recordings/{file}"
 
 
 def _config_errors(settings: AsteriskSettings, queues: set[str], agents: set[str]) -> list[str]:

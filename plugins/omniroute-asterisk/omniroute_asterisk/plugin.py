@@ -1,18 +1,22 @@
-"""The hook implementations: the `asterisk` channel, its `[plugins.asterisk]` section, and
-call-control routes for agents (hold) and supervisors (listen, whisper, barge)."""
+"""The hook implementations: the `asterisk` channel, its `[plugins.asterisk]` section,
+call-control routes for agents (hold) and supervisors (listen, whisper, barge), and the
+recordings' downloads."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from omniroute import hookimpl
 from omniroute.app import RouterError
 from omniroute.specs import ChannelSpec, ConfigSpec, RouteSpec
+from omniroute.web.api import readable
 from omniroute.web.settings import Role
 
 from .ari import AriError
@@ -26,6 +30,9 @@ def omniroute_channels() -> Iterator[ChannelSpec]:
         name="asterisk",
         factory=VoiceChannel,
         description="voice calls through Asterisk (ARI): IVR, music on hold, ringing phones",
+        # One Stasis application, one consumer: on several nodes the routing leader
+        # drives Asterisk (a second consumer would answer every call twice).
+        leader_only=True,
     )
 
 
@@ -40,6 +47,7 @@ def omniroute_web_routes() -> Iterator[RouteSpec]:
     yield RouteSpec(
         path="/voice/calls/{interaction_id}/unhold", endpoint=_unhold, methods=("POST",)
     )
+    yield RouteSpec(path="/voice/recordings/{file}", endpoint=_recording)
     yield RouteSpec(
         path="/voice/calls/{interaction_id}/monitor",
         endpoint=_monitor,
@@ -86,6 +94,34 @@ async def _control(request: Request, action: str, body: MonitorBody | None = Non
     except AriError as exc:
         return JSONResponse({"error": str(exc)}, 502)
     return Response(status_code=204)
+
+
+_RECORDING = re.compile(r"^(omni|voicemail)-(voice-[A-Za-z0-9._-]+)\.wav$")
+
+
+async def _recording(request: Request) -> Response:
+    """A call's recording or a voicemail, for supervisors (QA) and for the agent who has
+    the interaction it belongs to."""
+    channel = _channel(request)
+    found = _RECORDING.match(request.path_params["file"])
+    if channel is None or found is None:
+        return JSONResponse({"error": "no such recording"}, 404)
+    kind, interaction_id = found.groups()
+    owner = f"{interaction_id}-voicemail" if kind == "voicemail" else interaction_id
+    principal = request.state.principal
+    app = request.scope["app"].state.omniroute
+    if not principal.has(Role.SUPERVISOR) and readable(app, principal, owner) is None:
+        return JSONResponse({"error": "no such recording"}, 404)
+    folder = channel.settings.recordings_dir
+    if folder is None:
+        return JSONResponse(
+            {"error": "recordings stay on the Asterisk host: set plugins.asterisk.recordings_dir"},
+            404,
+        )
+    path = Path(folder) / found.group(0)
+    if not path.is_file():
+        return JSONResponse({"error": "no such recording"}, 404)
+    return FileResponse(path, media_type="audio/wav")
 
 
 async def _hold(request: Request) -> Response:

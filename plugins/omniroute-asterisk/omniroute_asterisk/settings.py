@@ -51,6 +51,9 @@ class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, 
     numbers: dict[str, Number] = {}
     #: Queues whose calls are recorded (the recording is listed with the interaction).
     record_queues: list[str] = []
+    #: Where Asterisk's recordings can be read from this host (its
+    #: /var/spool/asterisk/recording, or a mount of it), for `/voice/recordings/...`.
+    recordings_dir: str | None = None
     #: Seconds between announcements of the caller's place in line; 0 turns them off.
     announce_every: Annotated[float, msgspec.Meta(ge=0)] = 30.0
     #: Music on hold class (musiconhold.conf) callers hear while they wait or are held.

@@ -11,15 +11,12 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from voicekit import document, end_process, rig, start_caller
+from voicekit import auth, document, end_process, rig, start_caller, with_users
 
 from omniroute import events as ev
 from omniroute.store import MemoryStore
-from omniroute.web.passwords import hash_token
 
 pytestmark = pytest.mark.anyio
-
-TOKEN = "a-long-random-api-token-for-the-wallboard-0123"
 
 
 def agent_leg(offer: ev.Offered) -> str:
@@ -87,29 +84,31 @@ async def test_a_transfer_to_a_queue_puts_the_caller_back_in_line(asterisk) -> N
 
 
 async def test_a_recorded_queue_records_and_lists_the_recording(asterisk) -> None:
-    config = document(asterisk, record_queues=["support"])
-    async with rig(asterisk, config, ready=("ana",)) as r:
+    config = with_users(
+        document(asterisk, record_queues=["support"], recordings_dir=str(asterisk.recordings))
+    )
+    async with rig(asterisk, config, ready=("ana",), web=True) as r:
         r.phone("ana", "answer", ring_ms=100)
         await r.call(hold_ms=2500)
         ix, _, _ = await talking(r)
         await r.wait_for(ev.Completed, interaction_id=ix)
         messages = r.app.conversations.messages(ix)
         recording = [m for m in messages if m.attachments]
-        assert recording and recording[0].attachments == [f"asterisk-recording:omni-{ix}.wav"]
+        url = f"/voice/recordings/omni-{ix}.wav"
+        assert recording and recording[0].attachments == [url]
         file = r.asterisk.recordings / f"omni-{ix}.wav"
         await r.until(lambda: file.exists() and file.stat().st_size > 44)
+        async with httpx.AsyncClient(base_url=r.url) as http:
+            qa = await http.get(url, headers=auth("sue"))
+            assert qa.status_code == 200 and qa.content[:4] == b"RIFF"
+            assert qa.headers["content-type"] == "audio/wav"
+            assert (await http.get(url, headers=auth("bob"))).status_code == 404
+            bad = await http.get("/voice/recordings/..%2Fetc%2Fpasswd", headers=auth("sue"))
+            assert bad.status_code == 404
 
 
 async def test_supervisors_listen_whisper_and_barge_from_the_api(asterisk) -> None:
-    config = document(asterisk)
-    config["server"] = {
-        "secret": "a-test-secret-of-enough-length",
-        "users": [
-            {"id": "ana", "token_hashes": [hash_token(TOKEN + "-ana")]},
-            {"id": "bob", "token_hashes": [hash_token(TOKEN + "-bob")]},
-            {"id": "sue", "role": "supervisor", "token_hashes": [hash_token(TOKEN)]},
-        ],
-    }
+    config = with_users(document(asterisk))
     async with rig(asterisk, config, ready=("ana",), web=True) as r:
         r.phone("ana", "answer", ring_ms=100)
         r.phone("sam", "answer", ring_ms=100)
@@ -120,22 +119,20 @@ async def test_supervisors_listen_whisper_and_barge_from_the_api(asterisk) -> No
             refused = await http.post(
                 path,
                 json={"supervisor": "sam"},
-                headers={"Authorization": f"Bearer {TOKEN}-ana"},
+                headers=auth("ana"),
             )
             assert refused.status_code == 403
             hold = f"/voice/calls/{ix}/hold"
-            bob = await http.post(hold, headers={"Authorization": f"Bearer {TOKEN}-bob"})
+            bob = await http.post(hold, headers=auth("bob"))
             assert bob.status_code == 403  # not his call
-            ana = await http.post(hold, headers={"Authorization": f"Bearer {TOKEN}-ana"})
+            ana = await http.post(hold, headers=auth("ana"))
             assert ana.status_code == 204, ana.text
             await r.bridged(agent_leg(offer))
-            unhold = await http.post(
-                f"/voice/calls/{ix}/unhold", headers={"Authorization": f"Bearer {TOKEN}-ana"}
-            )
+            unhold = await http.post(f"/voice/calls/{ix}/unhold", headers=auth("ana"))
             assert unhold.status_code == 204
             await r.bridged(caller, agent_leg(offer))
-            auth = {"Authorization": f"Bearer {TOKEN}"}
-            listen = await http.post(path, json={"supervisor": "sam"}, headers=auth)
+            sue = auth("sue")
+            listen = await http.post(path, json={"supervisor": "sam"}, headers=sue)
             assert listen.status_code == 200, listen.text
             body = listen.json()
             await r.bridged(body["snoop"], body["channel"])
@@ -147,18 +144,18 @@ async def test_supervisors_listen_whisper_and_barge_from_the_api(asterisk) -> No
             await r.voice.ari.delete(f"channels/{body['snoop']}")
 
             whisper = await http.post(
-                path, json={"supervisor": "sam", "mode": "whisper"}, headers=auth
+                path, json={"supervisor": "sam", "mode": "whisper"}, headers=sue
             )
             assert whisper.status_code == 200, whisper.text
             body = whisper.json()
             await r.bridged(body["snoop"], body["channel"])
             await r.voice.ari.delete(f"channels/{body['channel']}")
 
-            barge = await http.post(path, json={"supervisor": "sam", "mode": "barge"}, headers=auth)
+            barge = await http.post(path, json={"supervisor": "sam", "mode": "barge"}, headers=sue)
             assert barge.status_code == 200, barge.text
             await r.bridged(caller, agent_leg(offer), barge.json()["channel"])  # three-way
 
-            bad = await http.post(path, json={"supervisor": "sam", "mode": "shout"}, headers=auth)
+            bad = await http.post(path, json={"supervisor": "sam", "mode": "shout"}, headers=sue)
             assert bad.status_code == 422
 
 

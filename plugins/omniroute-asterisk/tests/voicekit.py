@@ -60,6 +60,24 @@ def document(asterisk: Any, *, queues: list[dict[str, Any]] | None = None, **ext
     }
 
 
+#: API tokens of the test users: ana and bob (agents), sue (supervisor).
+TOKENS = {name: f"a-long-random-api-token-for-{name}-0123456789" for name in ("ana", "bob", "sue")}
+
+
+def with_users(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with a web server whose users ana, bob (agents) and sue (supervisor)
+    log in with `TOKENS` (`auth(name)` makes the header)."""
+    from omniroute.web.passwords import hash_token
+
+    users = [{"id": n, "token_hashes": [hash_token(t)]} for n, t in TOKENS.items()]
+    users[-1]["role"] = "supervisor"
+    return {**config, "server": {"secret": "a-test-secret-of-enough-length", "users": users}}
+
+
+def auth(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[name]}"}
+
+
 def build(config: dict[str, Any], store: Store | None = None) -> App:
     host = PluginHost(entry_points=False)
     host.register(plugin, name="asterisk")
