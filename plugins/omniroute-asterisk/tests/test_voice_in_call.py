@@ -11,7 +11,14 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from voicekit import auth, document, end_process, rig, start_caller, with_users
+from voicekit import (
+    auth,
+    document,
+    end_process,
+    rig,
+    start_caller,
+    with_users,
+)
 
 from omniroute import events as ev
 from omniroute.store import MemoryStore

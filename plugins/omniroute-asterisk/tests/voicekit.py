@@ -1,5 +1,9 @@
 """A contact center wired to a real Asterisk for the voice tests: the app with the
-plugin, sipp phones for agents and customers, sipp callers, and waiting for events."""
+plugin, sipp phones for agents and customers, sipp callers, and waiting for events.
+
+The `asterisk` fixture comes from the plugin's pytest plugin (`pytest_plugin.py`); there
+is no conftest.py here, because another plugin's tests import their `conftest` by name
+and a second one would shadow it."""
 
 from __future__ import annotations
 
@@ -32,8 +36,6 @@ from omniroute.testing import serving
 
 E = TypeVar("E", bound=ev.Event)
 
-#: The SIP phones every test Asterisk knows (agents and a supervisor).
-PHONES = ("ana", "bob", "cy", "sam")
 PASSWORD_ENV = "OMNIROUTE_TEST_ARI_PASSWORD"
 
 
