@@ -216,6 +216,13 @@ class VoiceChannel:
         if ix.state in (InteractionState.WAITING, InteractionState.OFFERED):
             await self.app.abandon(call.interaction_id)
 
+    def _assigned_to(self, call: Call, agent: str) -> bool:
+        try:
+            ix = self.app.router.interaction(call.interaction_id)
+        except RouterError:
+            return False
+        return ix.state is InteractionState.ASSIGNED and ix.agent == agent
+
     def _offered(self, call: Call) -> bool:
         try:
             ix = self.app.router.interaction(call.interaction_id)
@@ -460,9 +467,11 @@ class VoiceChannel:
         try:
             await self.app.accept(leg.offer_id, leg.who)
         except RouterError:
-            leg.hung_up = True  # the offer expired or went to someone else meanwhile
-            await self._hangup(leg.channel_id)
-            raise
+            if not self._assigned_to(call, leg.who):
+                leg.hung_up = True  # the offer expired or went to someone else meanwhile
+                await self._hangup(leg.channel_id)
+                raise
+            # Accepted from the inbox while the phone rang: answering connects them.
         call.agent = leg
         await self._revoke_legs(call)
         await self._connect(call)

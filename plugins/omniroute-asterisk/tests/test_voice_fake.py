@@ -117,6 +117,19 @@ async def test_a_replayed_answered_call_is_queued_rung_bridged_and_completed() -
         await until(lambda: fake.seen("DELETE", f"channels/{originate.params['channelId']}"))
 
 
+async def test_an_offer_accepted_in_the_inbox_connects_when_the_phone_answers() -> None:
+    events = recorded("answered")
+    caller = events[0]["channel"]["id"]
+    answered = next(i for i, e in enumerate(events) if e["type"] == "StasisStart" and e["args"])
+    async with FakeAri().serving() as fake, running(fake) as (app, seen):
+        await replay(fake, events[:answered])  # the agent's phone is ringing
+        offer = await until(lambda: of(seen, ev.Offered))
+        await app.accept(offer[0].offer_id, "ana")  # from the inbox
+        await replay(fake, events[answered : answered + 1])  # then picks up the phone
+        await until(lambda: fake.seen("POST", f"bridges/omni-voice-{caller}/addChannel"))
+        assert not fake.seen("DELETE", f"channels/omni-offer-o1-voice-{caller}")
+
+
 async def test_a_replayed_rejection_declines_the_offer() -> None:
     async with FakeAri().serving() as fake, running(fake) as (_, seen):
         await replay(fake, recorded("rejected"))
