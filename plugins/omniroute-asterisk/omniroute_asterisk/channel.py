@@ -778,11 +778,32 @@ class VoiceChannel:
             elif offer_of_channel(channel.id) is None and not channel.id.startswith("omni-"):
                 self._spawn(self._inbound, channel)  # its StasisStart was missed
         for channel in channels:
-            if channel.id not in self.legs and channel.id.startswith("omni-"):
+            orphan = channel.id not in self.legs and channel.id.startswith("omni-")
+            if orphan and not self._adopt_ringing(channel):
                 await self._hangup(channel.id)  # a leg nobody owns any more
         for call in list(self.calls.values()):
             if call.caller is not None and call.caller.channel_id not in live:
                 await self._gone(call.caller.channel_id, 16)
+
+    def _adopt_ringing(self, channel: ari.Channel) -> bool:
+        """An agent's phone still ringing for an offer the router still holds keeps
+        ringing (hanging it up would count a missed offer against the agent)."""
+        found = offer_of_channel(channel.id)
+        call = self.calls.get(found[1]) if found else None
+        if found is None or call is None or channel.state == "Up":
+            return False
+        offer_id = found[0]
+        for agent_id in self.settings.agents:
+            try:
+                pending = offer_id in self.app.router.agent(agent_id).offers
+            except RouterError:
+                continue
+            if pending:
+                leg = Leg(call, channel.id, LegRole.AGENT, agent_id, offer_id)
+                call.offers[offer_id] = leg
+                self.legs[channel.id] = leg
+                return True
+        return False
 
     async def _resume(self, leg: Leg, channel: ari.Channel) -> None:
         """A waiting caller of ours whose answer or music a lost connection cut short."""

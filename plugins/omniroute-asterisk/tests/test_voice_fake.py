@@ -181,6 +181,31 @@ async def test_a_call_cut_off_by_a_lost_connection_is_answered_after_it() -> Non
         assert [ix.id for ix in app.router.waiting()] == [f"voice-{caller}"]
 
 
+async def test_after_a_restart_a_ringing_phone_keeps_ringing_and_answers() -> None:
+    events = recorded("answered")
+    caller = events[0]["channel"]["id"]
+    agent_leg = f"omni-offer-o1-voice-{caller}"
+    answered = next(i for i, e in enumerate(events) if e["type"] == "StasisStart" and e["args"])
+    ringing = next(e for e in events if e["channel"]["id"] == agent_leg)["channel"]
+    store = MemoryStore(encode=True)
+    async with FakeAri().serving() as fake:
+        first = build(config(fake), store)
+        async with first.running():
+            await until(lambda: fake.connections == 1)
+            await first.set_presence("ana", "ready")
+            await replay(fake, events[:answered])  # ana's phone rings
+            await until(lambda: first.router.agent("ana").offers)
+        fake.channels = [events[0]["channel"], ringing]
+        second = build(config(fake), store)
+        async with second.running():
+            await fake.wait_connections(2)
+            await until(lambda: second.channels["asterisk"].ari.connected.is_set())
+            assert not fake.seen("DELETE", f"channels/{agent_leg}")
+            await fake.push(events[answered])  # ana picks up
+            await until(lambda: fake.seen("POST", f"bridges/omni-voice-{caller}/addChannel"))
+            assert second.router.interaction(f"voice-{caller}").agent == "ana"
+
+
 async def test_after_a_restart_calls_still_in_stasis_are_adopted() -> None:
     start = recorded("rejected")[0]
     caller = start["channel"]["id"]
