@@ -75,6 +75,7 @@ class AriClient:
         sleep: Sleep | None = None,
         request_timeout: float = 10.0,
         backoff: tuple[float, float] = (0.2, 10.0),
+        on_arrival: Callable[[AriEvent], None] | None = None,
     ) -> None:
         self.url = events_url(url, app)
         self.app = app
@@ -83,6 +84,9 @@ class AriClient:
         self._sleep: Sleep = sleep if sleep is not None else anyio.sleep
         self._timeout = request_timeout
         self._backoff = backoff
+        #: Called with each event as it arrives, before the ones queued ahead of it are
+        #: handled: for timestamps (when a phone rang), never for slow work.
+        self._on_arrival = on_arrival
         self._socket: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._pending: dict[str, tuple[anyio.Event, list[RestResponse]]] = {}
@@ -242,6 +246,8 @@ class AriClient:
                     waiting[1].append(event)
                     waiting[0].set()
                 continue
+            if self._on_arrival is not None:
+                self._on_arrival(event)
             events.send_nowait(event)
 
 

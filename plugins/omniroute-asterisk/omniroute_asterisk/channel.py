@@ -72,7 +72,9 @@ class VoiceChannel:
             )
         self.settings = settings
         self.app = app
-        self.ari = AriClient(settings.url, settings.user, password, settings.app)
+        self.ari = AriClient(
+            settings.url, settings.user, password, settings.app, on_arrival=self._arrived
+        )
         self.calls: dict[str, Call] = {}  # interaction id -> call
         self.legs: dict[str, Leg] = {}  # channel id -> leg
         self._digits: dict[str, anyio.abc.ObjectSendStream[str]] = {}  # IVR key presses
@@ -111,8 +113,6 @@ class VoiceChannel:
         try:
             if isinstance(event, ari.StasisStart):
                 await self._stasis_start(event)
-            elif isinstance(event, ari.ChannelStateChange):
-                self._state_change(event.channel)
             elif isinstance(event, ari.ChannelDtmfReceived):
                 await self._dtmf(event.channel.id, event.digit)
             elif isinstance(event, ari.ChannelDestroyed):
@@ -146,9 +146,11 @@ class VoiceChannel:
             return  # a supervisor's snoop channel: bridged by `monitor`
         self._spawn(self._inbound, channel)
 
-    def _state_change(self, channel: ari.Channel) -> None:
-        if channel.state != "Ringing":
+    def _arrived(self, event: ari.AriEvent) -> None:
+        """The moment an agent's phone rings, taken as the event arrives."""
+        if not isinstance(event, ari.ChannelStateChange) or event.channel.state != "Ringing":
             return
+        channel = event.channel
         leg = self.legs.get(channel.id)
         if leg is not None and leg.offer_id is not None:
             timing = self.ring_times.get(leg.offer_id)
@@ -387,8 +389,8 @@ class VoiceChannel:
     async def _on_router(self, event: ev.Event) -> None:
         if isinstance(event, ev.Offered):
             call = self.calls.get(event.interaction_id)
-            if call is not None:
-                await self._ring(call, event)
+            if call is not None:  # rung at once, not after the events queued behind it
+                self._spawn(self._ring, call, event)
         elif isinstance(event, ev.OfferMissed | ev.OfferRevoked):
             call = self.calls.get(event.interaction_id)
             leg = call.offers.pop(event.offer_id, None) if call else None
@@ -423,6 +425,8 @@ class VoiceChannel:
         endpoint = self.settings.agents.get(offer.agent_id)
         if endpoint is None:
             return  # an agent without a phone takes the offer in the inbox
+        if offer.offer_id not in self.app.router.agent(offer.agent_id).offers:
+            return  # it ended before this task ran (missed, revoked, accepted elsewhere)
         channel_id = agent_channel_id(offer.offer_id, call.interaction_id)
         leg = Leg(call, channel_id, LegRole.AGENT, offer.agent_id, offer.offer_id)
         call.offers[offer.offer_id] = leg
@@ -445,6 +449,8 @@ class VoiceChannel:
             self.legs.pop(channel_id, None)
             call.offers.pop(offer.offer_id, None)
             raise
+        if leg.hung_up:  # the offer ended while Asterisk was placing the call
+            await self._hangup(channel_id)
 
     async def _agent_answered(self, leg: Leg) -> None:
         call = leg.call
