@@ -136,7 +136,7 @@ class VoiceChannel:
                 await self._agent_answered(leg)
             elif leg.role is LegRole.CUSTOMER:
                 await self._customer_answered(leg)
-            elif leg.role is LegRole.SUPERVISOR:
+            elif leg.role in (LegRole.SUPERVISOR, LegRole.SNOOP):
                 await self._join_monitor(leg)
             return
         if channel.id.startswith(CALLBACK_PREFIX) or offer_of_channel(channel.id):
@@ -715,6 +715,8 @@ class VoiceChannel:
             bridge = f"omni-monitor-{tag}"
             await self.ari.post("bridges", type="mixing", bridgeId=bridge)
             call.monitors.append(bridge)
+            # It joins the bridge once in the app (its StasisStart), like the supervisor.
+            self.legs[snoop_id] = Leg(call, snoop_id, LegRole.SNOOP, supervisor, bridge)
             await self.ari.post(
                 path("channels", call.agent.channel_id, "snoop"),
                 spy=spy,
@@ -723,8 +725,6 @@ class VoiceChannel:
                 appArgs=["snoop", interaction_id],
                 snoopId=snoop_id,
             )
-            self.legs[snoop_id] = Leg(call, snoop_id, LegRole.SNOOP, supervisor)
-            await self.ari.post(path("bridges", bridge, "addChannel"), channel=snoop_id)
         else:
             raise CallError(f'unknown mode "{mode}"; one of listen, whisper, barge')
         assert bridge is not None
