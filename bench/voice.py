@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -149,6 +150,7 @@ async def _run(args: argparse.Namespace) -> int:
         finally:
             for phone in phones:
                 phone.stop()
+            shutil.rmtree(folder, ignore_errors=True)
         rings = [
             (rang - offered) * 1000
             for offered, rang in voice.ring_times.values()

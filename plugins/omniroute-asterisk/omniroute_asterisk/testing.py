@@ -203,6 +203,8 @@ class Asterisk:
             return False
 
     def stop(self) -> None:
+        """Stop Asterisk and remove its files; its log stays only if it did not stop
+        cleanly (for a look at why)."""
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -211,6 +213,8 @@ class Asterisk:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if process is not None and process.returncode == 0:
+            self.log.unlink(missing_ok=True)
         shutil.rmtree(self.host_path(self.etc), ignore_errors=True)
         shutil.rmtree(self.host_path(self.run_dir), ignore_errors=True)
 

@@ -5,6 +5,7 @@ of omniroute."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -186,3 +187,4 @@ async def test_calls_still_in_stasis_are_re_adopted_after_a_restart(asterisk) ->
             assert len(r.of(ev.InteractionQueued)) == 0  # the same interaction, not a new one
     finally:
         await end_process(caller)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -8,6 +8,7 @@ and a second one would shadow it."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -99,6 +100,7 @@ class Rig:
         self._tg = tg
         self._dir = Path(tempfile.mkdtemp(prefix="omniroute-voice-"))
         self._stack = AsyncExitStack()
+        self._stack.callback(shutil.rmtree, self._dir, ignore_errors=True)
         self.url = ""
 
     @property
