@@ -105,7 +105,9 @@ class FakeBotApi:
     ) -> AsyncIterator[FakeBotApi]:
         """Serve on loopback (`port` 0: a free one) until the block ends."""
         api = cls(token)
-        config = uvicorn.Config(api.asgi(), host=host, port=port, log_level="warning")
+        config = uvicorn.Config(
+            api.asgi(), host=host, port=port, log_level="warning", lifespan="off"
+        )
         server = uvicorn.Server(config)
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve)
