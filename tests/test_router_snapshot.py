@@ -304,3 +304,26 @@ def test_timers_out_of_lane_order_survive_a_snapshot() -> None:
         ("i2", "b")
     ]
     assert logs[1] == logs[0]
+
+
+def test_spent_timers_are_left_out() -> None:
+    """An accepted offer's time-out and an answered contact's SLA timer can only do
+    nothing: the live router skips them unfired and a snapshot leaves them out, so it
+    equals a full replay's (which armed them all) and resumes like it."""
+    q = Queue(name="q", offer_timeout=30)
+    kit = Kit([q], [agent("a"), agent("b")], ready=["a", "b"])
+    for n in range(4):
+        kit.submit(f"i{n}")
+    kit.accept("i0", "a")
+    kit.accept("i1", "b")
+    k = len(kit.drain())
+    data = kit.router.snapshot()
+    _, body = decoded(data)
+    timers = [t for lane in (lq for q_ in body.queues for lq in q_.lanes) for t in lane]
+    timers += body.timers
+    assert sorted((t.kind, t.ref) for t in timers) == [("_sla_due", "i2"), ("_sla_due", "i3")]
+    full = rebuilt(kit)
+    assert_same_snapshot(full.router.snapshot(), data)
+    kit.advance(q.sla.seconds + 1)  # i2 and i3 breach; the spent timers before them never fire
+    assert [e.interaction_id for e in kit.new(ev.SlaBreached)] == ["i2", "i3"]
+    check_resumes(kit, k, data)

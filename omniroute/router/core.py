@@ -490,8 +490,23 @@ class Router:
     # ================================================================== time
 
     def next_deadline(self) -> float | None:
-        """When the next timer is due, for the loop that sleeps on the Clock."""
-        return self._timers[0][0] if self._timers else None
+        """When the next timer is due, for the loop that sleeps on the Clock. Spent timers
+        at the top are dropped first: no wake-up for nothing, and a router rebuilt from a
+        snapshot (which leaves them out) answers the same as the live one."""
+        timers = self._timers
+        while timers:
+            due, _, fn, arg = timers[0]
+            if fn is None:  # a lane
+                lane = arg
+                if not self._spent(lane[0]):
+                    return due
+                lane.popleft()
+                self._lane_moved(lane)
+            elif self._spent(timers[0]):
+                heapq.heappop(timers)
+            else:
+                return due
+        return None
 
     def advance(self) -> None:
         """Fire every timer due by the Clock's now."""
@@ -509,11 +524,7 @@ class Router:
                     if fn is None:  # a lane: its head fires, the next takes its place
                         lane = arg
                         _, _, fn, arg = lane.popleft()
-                        if lane:
-                            head_due, head_seq, _, _ = lane[0]
-                            heapq.heapreplace(timers, (head_due, head_seq, None, lane))
-                        else:
-                            heapq.heappop(timers)
+                        self._lane_moved(lane)
                     else:
                         heapq.heappop(timers)
                     if due > self.now:
@@ -549,6 +560,29 @@ class Router:
                 lane.append((due, seq, fn, arg))
                 return
         heapq.heappush(self._timers, (due, seq, fn, arg))
+
+    def _lane_moved(self, lane: deque[Any]) -> None:
+        """A lane's head (the heap's top entry) left it: skip the spent timers after it,
+        which would do nothing (no heap entry, no call), and put the next in its place."""
+        while lane and self._spent(lane[0]):
+            lane.popleft()
+        if lane:
+            due, seq, _, _ = lane[0]
+            heapq.heapreplace(self._timers, (due, seq, None, lane))
+        else:
+            heapq.heappop(self._timers)
+
+    def _spent(self, timer: tuple[float, int, Any, Any]) -> bool:
+        """Whether a timer can only do nothing now and later: an offer's time-out once
+        the offer was answered or withdrawn, an SLA timer once the contact was answered,
+        breached or ended. Such timers are skipped unfired, and snapshots leave them out."""
+        fn = timer[2]
+        if fn is self._offer_timer:
+            return timer[3] not in self.offers
+        if fn is self._sla_timer:
+            w: Waiting = timer[3]
+            return w.answered or w.breached or w.buckets is _ENDED
+        return False
 
     # ================================================================== reads
 

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 #: Bumped whenever the layout below changes: an older snapshot is then refused.
 #: 2: each queue's config, as the admin API may have changed it since start-up.
-FORMAT = 2
+#: 3: spent timers (answered offers' time-outs, answered contacts' SLA) left out.
+FORMAT = 3
 
 # ---------------------------------------------------------------------- layout
 
@@ -257,17 +258,27 @@ def _dump(router: Router) -> bytes:
     active = router.active
     # Timers go by the order they were armed in: ranks, so equal states save equal bytes.
     # Opening hours are left out: a router built from the config arms its own.
-    loose = [t for t in router._timers if t[2] is not None and t[2].__name__ != "_hours_changed"]
+    # Spent timers (an answered offer's time-out, an answered contact's SLA timer) are
+    # left out: a live router skips some of them unfired, a replay arms them all.
+    spent = router._spent
+    loose = [
+        t
+        for t in router._timers
+        if t[2] is not None and t[2].__name__ != "_hours_changed" and not spent(t)
+    ]
     loose.sort(key=lambda t: (t[0], t[1]))
+    lanes_of = {
+        name: [[t for t in lane if not spent(t)] for lane in _lanes(q)]
+        for name, q in router.queues.items()
+    }
     seqs = [t[1] for t in loose]
-    for q in router.queues.values():
-        for lane in _lanes(q):
+    for kept in lanes_of.values():
+        for lane in kept:
             seqs.extend(t[1] for t in lane)
     seqs.sort()
     rank = {seq: n for n, seq in enumerate(seqs)}
     queues = []
     for name, q in router.queues.items():
-        all_lanes = _lanes(q)
         queues.append(
             QueueRec(
                 name=name,
@@ -279,7 +290,7 @@ def _dump(router: Router) -> bytes:
                 config=q.config,
                 lanes=[
                     [_timer(due, rank[seq], fn, arg, active) for due, seq, fn, arg in lane]
-                    for lane in all_lanes
+                    for lane in lanes_of[name]
                 ],
             )
         )
@@ -506,7 +517,10 @@ def _restore(r: Router, s: Body) -> None:
         kind = t.kind
         if kind == _NOOP:
             return _nothing, None
-        fn = getattr(r, kind)
+        # The handlers the router armed them with (it tells spent timers by identity).
+        fn = r._sla_timer if kind == "_sla_due" else getattr(r, kind)
+        if kind == "_offer_expired":
+            fn = r._offer_timer
         if kind in _BY_WAITING:
             return fn, active[t.ref]
         if kind == "_offer_expired":
