@@ -256,6 +256,14 @@ async def test_three_nodes_serve_and_survive_the_leader(nodes: Any, schema: str)
         )
         assert explained.status_code == 200 and explained.json()["state"] == "waiting"
 
+        # a logout on B ends the session on C too: its note goes through the log
+        assert (await client.get(f"{c}/api/me", headers=sam)).status_code == 200
+        assert (await client.post(f"{b}/api/logout", headers=sam)).status_code == 204
+        assert (await client.get(f"{b}/api/me", headers=sam)).status_code == 401
+        with anyio.fail_after(10):
+            while (await client.get(f"{c}/api/me", headers=sam)).status_code != 401:
+                await anyio.sleep(0.05)
+
         # load: agents on B and C take chats, customers keep coming on B and C
         async def bot(base: str, user: str) -> None:
             headers = await login(client, base, user)

@@ -31,7 +31,7 @@ from ..model import (
     Queue,
 )
 from ..router.core import RouterError
-from .auth import Principal, TooManyAttempts
+from .auth import SESSION_REVOKED, Principal, TooManyAttempts
 from .settings import Role
 from .views import (
     AgentView,
@@ -150,8 +150,11 @@ async def login(call: Call) -> SessionView:
 
 @endpoint("POST", "/api/logout", Role.AGENT)
 async def logout(call: Call) -> None:
-    """End this session (its token stops working)."""
-    call.auth.logout(call.me)
+    """End this session: its token stops working here at once, and on every node once
+    the logout is in the log."""
+    revoked = call.auth.logout(call.me)
+    if revoked is not None:
+        await call.app.add_note(SESSION_REVOKED, revoked)
 
 
 @endpoint("GET", "/api/me", Role.AGENT, returns=SessionView)

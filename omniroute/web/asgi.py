@@ -53,6 +53,7 @@ def create_asgi_app(app: App, server: Server) -> Starlette:
     routes: list[BaseRoute] = [_route(app, auth, server, e) for e in _by_path(ENDPOINTS)]
     hub = EventHub(app)
     auth.on_logout(hub.close_session)
+    hub.follow(auth.apply)  # a logout on another node of a cluster
     routes.append(WebSocketRoute("/api/events", _event_socket(hub, auth)))
     document = openapi_document(ENDPOINTS)
     routes.append(Route("/api/openapi.json", lambda _: JSONResponse(document)))

@@ -4,9 +4,10 @@ A session is a token signed with `[server] secret` (itsdangerous), carrying the 
 and a random session id; it is sent as a Bearer token or in the `omniroute_session`
 cookie that the pages use. The role is read from the config on every request, never
 from the token, so demoting or removing a user takes effect at once. Logging out
-revokes the session id on this node until the token would have expired anyway (a
-restart, or another node, does not know of it: keep `session_ttl` short where that
-matters), and closes the live sockets of that session.
+revokes the session id until the token would have expired anyway, and closes the live
+sockets of that session: at once on the node that served it, and on every other node of
+a cluster when the logout's note (`session.revoked`, in the event log) reaches it. A
+restart forgets revocations made before it: keep `session_ttl` short where that matters.
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import msgspec
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from .. import events as ev
 from .passwords import verify_password, verify_token
 from .settings import ROLE_RANK, Role, Server, User
 
-__all__ = ["COOKIE", "Auth", "Principal"]
+__all__ = ["COOKIE", "SESSION_REVOKED", "Auth", "Principal"]
 
 COOKIE = "omniroute_session"
+#: The kind of the Note a logout records, so every node of a cluster revokes the session.
+SESSION_REVOKED = "session.revoked"
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,13 +104,31 @@ class Auth:
         self._attempts.pop(f"user:{user.id}", None)
         return self._signer.dumps({"u": user.id, "s": secrets.token_urlsafe(12)})
 
-    def logout(self, principal: Principal) -> None:
-        if principal.session is not None:
-            now = time.time()
-            self._revoked = {s: t for s, t in self._revoked.items() if t > now}
-            self._revoked[principal.session] = now + self.server.session_ttl
-            for listener in self._logout_listeners:
-                listener(principal.session)
+    def logout(self, principal: Principal) -> dict[str, Any] | None:
+        """Revoke `principal`'s session here; the note to record so that every node
+        revokes it too (`apply`), or None for an API token (it has no session)."""
+        if principal.session is None:
+            return None
+        until = time.time() + self.server.session_ttl
+        self.revoke(principal.session, until)
+        return {"session": principal.session, "until": until}
+
+    def revoke(self, session: str, until: float) -> None:
+        """Refuse `session` until `until` (epoch seconds) and close its live sockets."""
+        now = time.time()
+        if until <= now:
+            return
+        self._revoked = {s: t for s, t in self._revoked.items() if t > now}
+        self._revoked[session] = until
+        for listener in self._logout_listeners:
+            listener(session)
+
+    def apply(self, event: ev.Event) -> None:
+        """Follow the log: a logout recorded on any node revokes its session here."""
+        if isinstance(event, ev.Note) and event.kind == SESSION_REVOKED:
+            session, until = event.data.get("session"), event.data.get("until")
+            if isinstance(session, str) and isinstance(until, int | float):
+                self.revoke(session, float(until))
 
     def on_logout(self, listener: Callable[[str], None]) -> None:
         """Call `listener(session_id)` when a session logs out (live sockets close)."""

@@ -8,6 +8,7 @@ assigned to), so the cost of an event does not grow with the number of agents on
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -39,6 +40,12 @@ class EventHub:
         self._agents: dict[str, set[MemoryObjectSendStream[bytes]]] = {}
         self._owners: dict[str, set[str]] = {}  # interaction id -> agents it concerns
         self._sessions: dict[str, list[MemoryObjectSendStream[bytes]]] = {}
+        self._followers: list[Callable[[ev.Event], None]] = []
+
+    def follow(self, listener: Callable[[ev.Event], None]) -> None:
+        """Call `listener(event)` for every committed event this hub sees (a logout's
+        note, for the web server's sessions)."""
+        self._followers.append(listener)
 
     def close_session(self, session: str) -> None:
         """End the streams of a session that logged out (their sockets close)."""
@@ -68,6 +75,8 @@ class EventHub:
         with self.app.subscribe(max_buffer=100_000) as events:
             async for event in events:
                 try:
+                    for listener in self._followers:
+                        listener(event)
                     self.dispatch(event)
                 except Exception:  # a bug here must not stop the app, only live updates
                     logger.exception("live events: cannot dispatch %s", type(event).__name__)
