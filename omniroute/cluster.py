@@ -45,7 +45,6 @@ from . import native
 from .app import App
 from .clock import Clock
 from .config import Config, ConfigError, from_dict
-from .model import Interaction, Presence
 from .plugins import PluginHost
 from .router.core import Router, RouterError
 from .store.base import StoreError
@@ -476,51 +475,6 @@ class Node:
             " later (retry it only with the same key)",
             withdrawn=False,
         )
-
-    async def submit(self, interaction: Interaction) -> Interaction:
-        """Queue a new interaction; durable when this returns (acknowledge then)."""
-        return await self.command("submit", interaction)  # type: ignore[no-any-return]
-
-    async def accept(self, offer_id: str, agent_id: str | None = None) -> Interaction:
-        return await self.command("accept", offer_id, agent_id)  # type: ignore[no-any-return]
-
-    async def decline(self, offer_id: str, agent_id: str | None = None) -> None:
-        await self.command("decline", offer_id, agent_id)
-
-    async def complete(self, interaction_id: str, agent_id: str | None = None) -> None:
-        await self.command("complete", interaction_id, agent_id)
-
-    async def end_wrap_up(self, interaction_id: str, agent_id: str | None = None) -> None:
-        await self.command("end_wrap_up", interaction_id, agent_id)
-
-    async def abandon(self, interaction_id: str) -> None:
-        await self.command("abandon", interaction_id)
-
-    async def transfer(
-        self,
-        interaction_id: str,
-        *,
-        to_agent: str | None = None,
-        to_queue: str | None = None,
-        agent_id: str | None = None,
-    ) -> None:
-        await self.command(
-            "transfer", interaction_id, to_agent=to_agent, to_queue=to_queue, agent_id=agent_id
-        )
-
-    async def requeue(self, interaction_id: str, reason: str = "requeued") -> None:
-        await self.command("requeue", interaction_id, reason)
-
-    async def assign(self, interaction_id: str, agent_id: str) -> Interaction:
-        return await self.command("assign", interaction_id, agent_id)  # type: ignore[no-any-return]
-
-    async def request_callback(self, interaction_id: str, number: str) -> None:
-        await self.command("request_callback", interaction_id, number)
-
-    async def set_presence(
-        self, agent_id: str, presence: Presence | str, reason: str | None = None
-    ) -> None:
-        await self.command("set_presence", agent_id, Presence(presence), reason)
 
     # ------------------------------------------------------------------ reading
 

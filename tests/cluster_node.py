@@ -60,7 +60,7 @@ async def main(dsn: str, schema: str, name: str, out: Path, mine: list[str]) -> 
             ix_id = f"{name}-{k}-{i}"
             i += 1
             try:
-                await node.submit(Interaction(id=ix_id, channel="chat", queue="support"))
+                await node.app.submit(Interaction(id=ix_id, channel="chat", queue="support"))
             except (StoreError, RouterError, RuntimeError) as exc:
                 log.write(failed="submit", id=ix_id, error=repr(exc))
             else:

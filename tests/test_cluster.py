@@ -90,15 +90,15 @@ async def test_one_node_leads_and_a_follower_forwards_commands(
     leader, front = pair
     assert not front.is_leader
     assert (await front.leadership()).node == "leader"
-    queued = await front.submit(chat(1))
+    queued = await front.app.submit(chat(1))
     assert queued.id == "i1" and queued.state is InteractionState.WAITING
     assert leader.app is not None
     assert leader.app.router.interaction("i1").state is InteractionState.WAITING
-    await front.set_presence("a1", "ready")
+    await front.app.set_presence("a1", "ready")
     offer = leader.app.router.interaction("i1")
     assert offer.state is InteractionState.OFFERED
     offered = [e async for _, e in leader.store.read() if isinstance(e, ev.Offered)]
-    assigned = await front.accept(offered[0].offer_id, "a1")
+    assigned = await front.app.accept(offered[0].offer_id, "a1")
     assert assigned.state is InteractionState.ASSIGNED and assigned.agent == "a1"
     # the follower's replica includes what its commands did once they return
     assert front.app.role == "follower"
@@ -106,11 +106,11 @@ async def test_one_node_leads_and_a_follower_forwards_commands(
     assert front.app.router.agent("a1").work == {"i1"}
     # errors come back as themselves, and leave the command done (not retried)
     with pytest.raises(RouterError, match="i9"):
-        await front.complete("i9")
+        await front.app.complete("i9")
     with pytest.raises(ValueError):  # refused on the follower already: never forwarded
         await front.command("set_presence", "a1", "dancing")
     # the leader runs its own commands directly
-    await leader.complete("i1", "a1")
+    await leader.app.complete("i1", "a1")
     async with await psycopg.AsyncConnection.connect(DSN) as conn:
         cur = await conn.execute(
             f'SELECT name, done_at IS NOT NULL, result::text FROM "{leader.store.schema}".commands'
@@ -141,14 +141,14 @@ async def test_followers_tail_the_log(pair: tuple[Node, Node]) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(follow)
             for i in range(3):
-                await leader.submit(chat(i))
+                await leader.app.submit(chat(i))
     assert seen == ["i0", "i1", "i2"]
 
 
 async def test_a_command_with_no_leader_times_out_and_is_withdrawn(schema: str) -> None:
     async with node(schema, "front", lead=False, command_timeout=0.3).running() as front:
         with pytest.raises(CommandTimeout, match="withdrawn") as caught:
-            await front.submit(chat(1))
+            await front.app.submit(chat(1))
         assert caught.value.withdrawn
     async with node(schema, "late").running() as late:
         await until_leader(late)
@@ -161,14 +161,14 @@ async def test_takeover_fences_the_old_leader_and_runs_pending_commands_once(
 ) -> None:
     async with anyio.create_task_group() as tg:
         first, first_scope, second = await leader_and_follower(tg, schema)
-        await first.submit(chat(1))
+        await first.app.submit(chat(1))
         old_epoch = first.store.epoch
 
         # a command waits in the table while nobody leads: the next leader runs it
         stale = PostgresStore(dsn=DSN, schema=schema)
         stale.fence(old_epoch)
         first_scope.cancel()  # the first node stops; its session (and lock) goes
-        submitted = await second.submit(chat(2))
+        submitted = await second.app.submit(chat(2))
         assert submitted.id == "i2"
         assert await until_leader(second) is second
         assert second.store.epoch == (old_epoch or 0) + 1
@@ -197,7 +197,7 @@ async def test_the_next_leader_runs_unfinished_commands_once_and_done_ones_never
         node(schema, "front", lead=False).running() as front,
     ):
         await until_leader(first)
-        await front.submit(chat(1))  # done by the first leader
+        await front.app.submit(chat(1))  # done by the first leader
     # a command the first leader claimed but never finished (it died before committing)
     async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
         await conn.execute(
@@ -236,7 +236,7 @@ async def test_a_leader_whose_session_is_cut_stops_and_is_fenced(schema: str) ->
     async with node(schema, "first", election_interval=1.0).running() as first:
         await until_leader(first)
         async with node(schema, "second", election_interval=0.05).running() as second:
-            await first.submit(chat(1))
+            await first.app.submit(chat(1))
             key = first.store.lock_key
             async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
                 cur = await conn.execute(
@@ -255,7 +255,7 @@ async def test_a_leader_whose_session_is_cut_stops_and_is_fenced(schema: str) ->
                 await first.store.append([ev.Note(at=0.0, kind="late")])
             # the old leader is a follower now: its commands reach the new one, and its
             # App (rebuilt from the log as a replica) reads what the new leader wrote
-            await first.submit(chat(2))
+            await first.app.submit(chat(2))
             assert first.app.role == "follower"
             assert [ix.id for ix in first.app.router.waiting("support")] == ["i1", "i2"]
             assert second.app is not None
