@@ -762,3 +762,58 @@ def test_a_message_for_an_unknown_interaction_is_refused() -> None:
     kit = _first_response_kit()
     with pytest.raises(RouterError, match="no active interaction"):
         _reply(kit, "nope")
+
+
+def test_first_response_sla_keeps_the_first_queues_deadline_across_a_transfer() -> None:
+    """An email moved to another queue before anyone replied keeps the promise made when
+    it arrived: the first queue's deadline (not the new queue's, shorter or longer), and
+    that queue's service level counts the breach and the eventual reply."""
+    sla = {"measure": SlaMeasure.FIRST_RESPONSE}
+    queues = [
+        Queue(name="sales", sla=Sla(seconds=100, **sla)),
+        Queue(name="billing", sla=Sla(seconds=30, **sla)),
+        Queue(name="slow", sla=Sla(seconds=1000, **sla)),
+    ]
+    kit = Kit(queues, [agent("a", capacity={"email": 5}, queues=["sales"])])
+    kit.submit("short", "sales", channel="email")
+    kit.submit("long", "sales", channel="email")
+    kit.accept("short")
+    kit.accept("long")
+    kit.advance(10)
+    kit.router.transfer("short", to_queue="billing")  # billing's own 30 s: due at 30
+    kit.router.transfer("long", to_queue="slow")  # slow's own 1000 s: due at 1000
+    kit.advance(50)
+    assert kit.new(ev.SlaBreached) == []  # at 60: sales's 100 s still run for both
+    kit.advance(40)
+    breaches = kit.new(ev.SlaBreached)
+    assert sorted((b.interaction_id, b.queue, b.at) for b in breaches) == [
+        ("long", "sales", T0 + 100),
+        ("short", "sales", T0 + 100),
+    ]
+    sales, billing = kit.router.queue_stats("sales"), kit.router.queue_stats("billing")
+    assert (sales.breached, billing.breached) == (2, 0)
+    # The first queue's selection key too: its deadline, not the new queue's.
+    assert kit.router.active["short"].sla_deadline == T0 + 100
+
+
+def test_first_response_reply_after_a_transfer_counts_in_the_first_queue() -> None:
+    sla = {"measure": SlaMeasure.FIRST_RESPONSE}
+    queues = [Queue(name="sales", sla=Sla(seconds=100, **sla)), Queue(name="billing")]
+    agents = [
+        agent("a", capacity={"email": 5}, queues=["sales"]),
+        agent("b", capacity={"email": 5}, queues=["billing"]),
+    ]
+    kit = Kit(queues, agents)
+    kit.submit("mail", "sales", channel="email")
+    kit.accept("mail")
+    kit.advance(10)
+    kit.router.transfer("mail", to_queue="billing")  # billing measures "answer"
+    kit.accept("mail")  # accepting in billing is still no answer for the customer
+    assert kit.router.queue_stats("billing").answered == 0
+    kit.advance(20)
+    _reply(kit, "mail", sender="agent:b")
+    sales = kit.router.queue_stats("sales")
+    assert (sales.answered, sales.answered_within, sales.wait_answered) == (1, 1, 30.0)
+    assert kit.router.queue_stats("billing").answered == 0
+    kit.advance(200)
+    assert kit.new(ev.SlaBreached) == []

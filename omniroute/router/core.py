@@ -473,7 +473,9 @@ class Router:
         queue = self.queues.get(name)
         if queue is None:
             raise RouterError(f'unknown queue "{name}"')
-        active = sum(1 for w in self.active.values() if w.queue is queue)
+        active = sum(
+            1 for w in self.active.values() if w.queue is queue or w.sla_queue is queue
+        )
         if active:
             raise RouterError(
                 f'queue "{name}" holds {active} live interaction(s); transfer them or let '
@@ -1080,12 +1082,12 @@ class Router:
 
     def _sla_due(self, w: Waiting) -> None:
         state = w.ix.state
-        if w.queue.config.sla.measure is SlaMeasure.FIRST_RESPONSE:
+        if w.sla_queue.config.sla.measure is SlaMeasure.FIRST_RESPONSE:
             pending = state in (WAITING, OFFERED, ASSIGNED)  # no one wrote back yet
         else:
             pending = state in (WAITING, OFFERED)
         if pending and not w.answered and not w.breached:
-            self._emit(ev.SlaBreached(at=self.now, interaction_id=w.id, queue=w.queue.name))
+            self._emit(ev.SlaBreached(at=self.now, interaction_id=w.id, queue=w.sla_queue.name))
 
     def _max_wait_due(self, pair: tuple[Waiting, float]) -> None:
         w, segment = pair
@@ -1199,9 +1201,9 @@ class Router:
         w.assigned_at = e.at
         if ix.answered_at is None:
             ix.answered_at = e.at
-            if w.queue.config.sla.measure is SlaMeasure.ANSWER:
+            if w.sla_queue.config.sla.measure is SlaMeasure.ANSWER:
                 w.answered = True
-                _today(w.queue, e.at, self).on_answered(self._wait(w, e.at))
+                _today(w.sla_queue, e.at, self).on_answered(self._wait(w, e.at))
         agent.work.add(ix.id)
         agent.answered += 1
         agent.missed_in_row = 0
@@ -1219,9 +1221,10 @@ class Router:
         if not e.message.sender.startswith(("agent:", "supervisor:")):
             return
         w.ix.first_response_at = e.at
-        if w.queue.config.sla.measure is SlaMeasure.FIRST_RESPONSE and not w.answered:
+        sla_queue = w.sla_queue
+        if sla_queue.config.sla.measure is SlaMeasure.FIRST_RESPONSE and not w.answered:
             w.answered = True
-            _today(w.queue, e.at, self).on_answered(self._wait(w, e.at))
+            _today(sla_queue, e.at, self).on_answered(self._wait(w, e.at))
 
     def _on_requeued(self, e: ev.Requeued) -> None:
         w = self.active[e.interaction_id]
@@ -1242,7 +1245,8 @@ class Router:
             ix.queue = queue.name
             w.relax = 0
             self._set_requirements(w)
-            w.sla_deadline = self._after(queue, w.enqueued_at, queue.config.sla.seconds)
+            # The SLA stays the first queue's (its deadline, measure and service level),
+            # as the place in line does: docs/routing.md, "Service levels".
             self._arm_segment(w, e.at)
         else:
             self._arm_waiting_timers(w)
@@ -1319,7 +1323,7 @@ class Router:
     def _on_breached(self, e: ev.SlaBreached) -> None:
         w = self.active[e.interaction_id]
         w.breached = True
-        _today(w.queue, e.at, self).breached += 1
+        _today(w.sla_queue, e.at, self).breached += 1
 
     def _on_agent_state(self, e: ev.AgentStateChanged) -> None:
         agent = self.agents[e.agent_id]
@@ -1734,8 +1738,9 @@ class Router:
         return queue.calendar.after_open(start, seconds)
 
     def _wait(self, w: Waiting, now: float) -> float:
-        """Seconds waited on the queue's SLA clock (which pauses outside opening hours)."""
-        calendar = w.queue.calendar
+        """Seconds waited on the SLA clock (which pauses outside the opening hours of the
+        queue whose SLA it is)."""
+        calendar = w.sla_queue.calendar
         if calendar is None:
             return now - w.enqueued_at
         return calendar.open_seconds(w.enqueued_at, now)

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 #: Bumped whenever the layout below changes: an older snapshot is then refused.
 #: 2: each queue's config, as the admin API may have changed it since start-up.
 #: 3: spent timers (answered offers' time-outs, answered contacts' SLA) left out.
-FORMAT = 3
+#: 4: each interaction names the queue whose SLA it is measured by (`sla_queue`).
+FORMAT = 4
 
 # ---------------------------------------------------------------------- layout
 
@@ -88,6 +89,7 @@ class AgentRec(msgspec.Struct, array_like=True):
 class WaitingRec(msgspec.Struct, array_like=True):
     ix: Interaction
     queue: str
+    sla_queue: str
     seq: int
     enqueued_at: float
     segment_start: float
@@ -154,7 +156,7 @@ _AGENT_AS_IS = (
 _WAITING_AS_IS = tuple(
     f
     for f in WaitingRec.__struct_fields__
-    if f not in ("ix", "queue", "seq", "requirements", "declined")
+    if f not in ("ix", "queue", "sla_queue", "seq", "requirements", "declined")
 )
 
 _encoder = msgspec.msgpack.Encoder()
@@ -383,6 +385,7 @@ def _waiting_rec(w: Waiting) -> WaitingRec:
     return WaitingRec(
         ix=w.ix,
         queue=w.queue.name,
+        sla_queue=w.sla_queue.name,
         seq=w.seq,
         requirements=[(q.name, req) for q, req in w.requirements],
         declined=sorted(w.declined) if w.declined is not None else None,
@@ -470,6 +473,7 @@ def _restore(r: Router, s: Body) -> None:
     for rec in s.active:
         queue = queues[rec.queue]
         w = Waiting(rec.ix, queue, rec.seq)
+        w.sla_queue = queues[rec.sla_queue]
         for name in _WAITING_AS_IS:
             setattr(w, name, getattr(rec, name))
         w.requirements = [(queues[q], req) for q, req in rec.requirements]

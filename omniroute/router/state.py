@@ -267,6 +267,7 @@ class Waiting:
         "segment_start",
         "seq",
         "sla_deadline",
+        "sla_queue",
         "version",
     )
 
@@ -279,6 +280,9 @@ class Waiting:
         self.segment_start = ix.enqueued_at
         self.order_key = 0.0
         self.sla_deadline = 0.0
+        # The queue whose SLA the contact is measured by: the one it arrived in. A
+        # transfer to another queue keeps that deadline, measure and service level.
+        self.sla_queue = queue
         self.version = 0
         self.buckets: list[Bucket] = []
         self.requirements: list[tuple[QueueRuntime, dict[str, int]]] = []
