@@ -43,7 +43,16 @@ from ..model import (
 )
 from .hours import Calendar
 from .snapshot import dump, load, paused_gc
-from .state import AgentStatus, Bucket, PendingOffer, Profile, QueueRuntime, Waiting, skill_key
+from .state import (
+    AgentStatus,
+    Bucket,
+    PendingOffer,
+    Profile,
+    QueueRuntime,
+    Waiting,
+    offer_hook,
+    skill_key,
+)
 from .strategy import QueueSelector, Strategy, StrategySpec
 
 S = InteractionState
@@ -217,10 +226,10 @@ class Router:
                     f'interaction "{interaction.id}": skills.{skill} is {level!r}; '
                     "skill levels are integers from 1 to 5"
                 )
-        ix = msgspec_copy(interaction)
-        ix.state = WAITING
-        ix.created_at = ix.created_at or self.now
-        ix.enqueued_at = self.now
+        now = self.now
+        ix = msgspec.structs.replace(  # a copy: callers cannot change the router's state
+            interaction, state=WAITING, created_at=interaction.created_at or now, enqueued_at=now
+        )
         if ix.preferred_agent is None and queue.config.preferred_agent_wait > 0 and ix.customer:
             ix.preferred_agent = self.last_agent.get(ix.customer.id)
         queued = ev.InteractionQueued(at=self.now, interaction=ix)
@@ -473,9 +482,7 @@ class Router:
         queue = self.queues.get(name)
         if queue is None:
             raise RouterError(f'unknown queue "{name}"')
-        active = sum(
-            1 for w in self.active.values() if w.queue is queue or w.sla_queue is queue
-        )
+        active = sum(1 for w in self.active.values() if w.queue is queue or w.sla_queue is queue)
         if active:
             raise RouterError(
                 f'queue "{name}" holds {active} live interaction(s); transfer them or let '
@@ -1163,7 +1170,9 @@ class Router:
         agent.offers[e.offer_id] = offer
         w.offers[agent.id] = e.offer_id
         self._load(agent, offer.channel, +1)
-        w.queue.strategy.on_offer(agent)
+        on_offer = w.queue.on_offer
+        if on_offer is not None:
+            on_offer(agent)
         self._touch(agent)
         self._at(e.expires_at, self._offer_timer, e.offer_id, w.queue.lanes.offer)
         if self._replaying:  # continue numbering after the offers in the log
@@ -1425,6 +1434,7 @@ class Router:
                 strategy.restore_state(old.snapshot_state())  # type: ignore[attr-defined]
             self._drop_queue_timers(queue, keep_lanes=True)
             queue.config, queue.strategy, queue.calendar = config, strategy, calendar
+            queue.on_offer = offer_hook(strategy)
             queue.ladder = config.escalation
             queue.plain_buckets.clear()
             if queue.stats is not None:  # today's service level, against the new SLA
@@ -1809,11 +1819,6 @@ class Router:
 
 
 # ====================================================================== module helpers
-
-
-def msgspec_copy(ix: Interaction) -> Interaction:
-    """A copy, so callers cannot change the router's state behind its back."""
-    return msgspec.structs.replace(ix)
 
 
 def _nothing(event: ev.Event) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from ..model import Agent, Interaction, Presence
@@ -157,6 +157,7 @@ class QueueRuntime:
         "ladder",
         "lanes",
         "name",
+        "on_offer",
         "plain_buckets",
         "plain_requirements",
         "stats",
@@ -169,6 +170,7 @@ class QueueRuntime:
         self.name = config.name
         self.config = config
         self.strategy = strategy
+        self.on_offer = offer_hook(strategy)
         self.calendar = calendar
         self.ladder = config.escalation
         self.waiting: dict[str, Waiting] = {}  # waiting or offered, by interaction id
@@ -178,6 +180,16 @@ class QueueRuntime:
         self.stats: Any = None  # QueueKpis of the current day, kept by the router
         self.stats_until = float("-inf")
         self.closed_since = float("-inf")  # when the queue last closed (opening hours)
+
+
+def offer_hook(strategy: Strategy) -> Callable[[AgentStatus], None] | None:
+    """The strategy's `on_offer`, or None when it is `BaseStrategy`'s, which does nothing
+    (most strategies): one call fewer per offer."""
+    from .strategy import BaseStrategy
+
+    if getattr(type(strategy), "on_offer", None) is BaseStrategy.on_offer:
+        return None
+    return strategy.on_offer
 
 
 class Bucket:

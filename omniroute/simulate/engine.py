@@ -127,13 +127,75 @@ class _LateOffer(Exception):
     """Fast mode met an offer made by a timer it did not wake for."""
 
 
+class _Tally:
+    """A queue's counters during the run: `QueueKpis`'s folds on a compiled class, whose
+    fields the compiled loop reads and writes directly (a msgspec Struct's are reached
+    through the generic attribute protocol, and its methods are Python calls); turned
+    into the `QueueKpis` of the result at the end."""
+
+    __slots__ = (
+        "abandoned",
+        "abandoned_within",
+        "answered",
+        "answered_within",
+        "closed",
+        "completed",
+        "handle_time",
+        "max_wait",
+        "offered",
+        "threshold",
+        "wait_abandoned",
+        "wait_answered",
+    )
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.offered = self.answered = self.answered_within = 0
+        self.abandoned = self.abandoned_within = self.closed = self.completed = 0
+        self.wait_answered = self.wait_abandoned = self.handle_time = self.max_wait = 0.0
+
+    def on_answered(self, wait: float) -> None:
+        self.answered += 1
+        self.wait_answered += wait
+        if wait < self.threshold:
+            self.answered_within += 1
+        if wait > self.max_wait:
+            self.max_wait = wait
+
+    def on_abandoned(self, wait: float) -> None:
+        self.abandoned += 1
+        self.wait_abandoned += wait
+        if wait < self.threshold:
+            self.abandoned_within += 1
+        if wait > self.max_wait:
+            self.max_wait = wait
+
+    def kpis(self, queue: Queue) -> QueueKpis:
+        return QueueKpis(
+            queue=queue.name,
+            threshold=queue.sla.seconds,
+            target=queue.sla.target,
+            offered=self.offered,
+            answered=self.answered,
+            answered_within=self.answered_within,
+            abandoned=self.abandoned,
+            abandoned_within=self.abandoned_within,
+            closed=self.closed,
+            completed=self.completed,
+            wait_answered=self.wait_answered,
+            wait_abandoned=self.wait_abandoned,
+            handle_time=self.handle_time,
+            max_wait=self.max_wait,
+        )
+
+
 class _Contact:
     """What the loop keeps about one contact while it is in the system."""
 
     __slots__ = ("agent", "assigned_at", "enqueued_at", "handle", "kpi", "queue", "waiting")
 
     def __init__(
-        self, queue: _QueueState, kpi: QueueKpis | None, handle: float, enqueued_at: float
+        self, queue: _QueueState, kpi: _Tally | None, handle: float, enqueued_at: float
     ) -> None:
         self.queue = queue
         self.kpi = kpi  # None for contacts of the warm-up
@@ -147,12 +209,13 @@ class _Contact:
 class _QueueState:
     """A queue as the loop sees it: KPIs, SLA clock, and the waiting count for the plot."""
 
-    __slots__ = ("calendar", "kpi", "name", "threshold", "waiting")
+    __slots__ = ("calendar", "config", "kpi", "name", "threshold", "waiting")
 
     def __init__(self, queue: Queue) -> None:
         self.name = queue.name
-        self.kpi = QueueKpis(queue=queue.name, threshold=queue.sla.seconds, target=queue.sla.target)
+        self.config = queue
         self.threshold = float(queue.sla.seconds)
+        self.kpi = _Tally(self.threshold)
         self.calendar = Calendar(queue.hours) if queue.hours is not None else None
         self.waiting = 0
 
@@ -219,7 +282,7 @@ class _Engine:
     def run(self, arrivals: Sequence[Arrival], timeline: bool, progress: Progress | None) -> Run:
         started = time.perf_counter()
         if timeline:
-            targets = {name: state.kpi.target for name, state in self.queues.items()}
+            targets = {name: state.config.sla.target for name, state in self.queues.items()}
             self.timeline = TimelineRecorder(
                 self.start, self.simulation.duration, self.queues, targets
             )
@@ -377,8 +440,10 @@ class _Engine:
                 heappush(agenda, (at + contact.handle, next_seq(), _COMPLETE, e.interaction_id))
             elif tp is ev.WrapUpEnded:
                 contact = contacts.pop(e.interaction_id)
-                if contact.kpi is not None:
-                    contact.kpi.on_completed(e.at - contact.assigned_at)
+                kpi = contact.kpi
+                if kpi is not None:
+                    kpi.completed += 1
+                    kpi.handle_time += e.at - contact.assigned_at
                 agent = contact.agent
                 load[agent] -= 1
                 if not load[agent]:
@@ -469,7 +534,7 @@ class _Engine:
     def _result(self, wall: float) -> Run:
         queues = {}
         for name, state in self.queues.items():
-            k = state.kpi
+            k = state.kpi.kpis(state.config)
             queues[name] = QueueResult(
                 offered=k.offered,
                 answered=k.answered,
