@@ -813,7 +813,7 @@ class Router:
         excluded = w.declined
         best: tuple[Any, AgentStatus, Bucket] | None = None
         considered: list[tuple[Any, AgentStatus]] = []
-        pool: dict[str, AgentStatus] = {}  # every free agent, for ring-all and scanning ones
+        pool: dict[str, AgentStatus] | None = None  # free agents, for ring-all and scanning
         pool_strategy: Strategy | None = None
         queue_name = None
         for bucket in w.buckets:
@@ -830,6 +830,8 @@ class Router:
                     self._flush(profile)
                 heap = profile.heap_index.get(heap_key) or self._heap(profile, channel, strategy)
                 if strategy.ring_all or strategy.scan:
+                    if pool is None:
+                        pool = {}
                     for agent in _live_agents(heap, excluded):
                         pool[agent.id] = agent
                     pool_strategy = strategy
@@ -855,16 +857,19 @@ class Router:
             return
         if best is None:
             return
-        _, agent, bucket = best
-        considered.sort(key=lambda c: c[0])
-        seen: set[str] = set()
-        candidates = []
-        for k, a in considered:  # an agent may qualify through several buckets: once each
-            if a.id not in seen:
-                seen.add(a.id)
-                candidates.append(Candidate(a.id, k))
-                if len(candidates) == _MAX_CANDIDATES:
-                    break
+        key, agent, bucket = best
+        if len(considered) == 1:  # the usual case: one profile qualifies
+            candidates = [Candidate(agent.id, key)]
+        else:
+            considered.sort(key=lambda c: c[0])
+            seen: set[str] = set()
+            candidates = []
+            for k, a in considered:  # an agent may qualify through several buckets: once
+                if a.id not in seen:
+                    seen.add(a.id)
+                    candidates.append(Candidate(a.id, k))
+                    if len(candidates) == _MAX_CANDIDATES:
+                        break
         explanation = Explanation(
             strategy=bucket.queue.strategy.name,
             requirement=bucket.requirement,

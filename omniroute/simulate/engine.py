@@ -102,14 +102,17 @@ def run(
         arrivals = synthetic(simulation)
     replayable = list(arrivals) if not isinstance(arrivals, list) else arrivals
     # Fast mode may start over, so it is not for runs whose events plugins observe.
-    fast = not _observer_hooks(host) and all(_timers_change_nothing(q) for q in config.queues)
+    hooks = _observer_hooks(host)  # asks every plugin: once per run
+    fast = not hooks and all(_timers_change_nothing(q) for q in config.queues)
     if fast:
         try:
-            engine = _Engine(config, host, simulation, fast=True, plugin_config=plugin_config)
+            engine = _Engine(
+                config, host, simulation, fast=True, plugin_config=plugin_config, hooks=hooks
+            )
             return engine.run(replayable, timeline, progress)
         except _LateOffer:
             pass  # a timer made an offer we did not expect: do it the exact way
-    engine = _Engine(config, host, simulation, fast=False, plugin_config=plugin_config)
+    engine = _Engine(config, host, simulation, fast=False, plugin_config=plugin_config, hooks=hooks)
     return engine.run(replayable, timeline, progress)
 
 
@@ -231,6 +234,7 @@ class _Engine:
         *,
         fast: bool,
         plugin_config: dict[str, Any] | None = None,
+        hooks: frozenset[str] | None = None,
     ) -> None:
         self.config = config
         self.host = host
@@ -273,7 +277,7 @@ class _Engine:
         self.next_seq = itertools.count(1).__next__  # ties in the agenda: first in, first out
         self.events = 0
         self.window = (self.start + simulation.warmup, self.start + simulation.duration)
-        self.observer_hooks = _observer_hooks(host)
+        self.observer_hooks = _observer_hooks(host) if hooks is None else hooks
         self.portal: Any = None
         self.timeline: TimelineRecorder | None = None
 
