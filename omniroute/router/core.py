@@ -39,7 +39,6 @@ from ..model import (
     Presence,
     Queue,
     Routing,
-    SlaMeasure,
 )
 from .hours import Calendar
 from .snapshot import dump, load, paused_gc
@@ -212,7 +211,7 @@ class Router:
                 f'interaction "{interaction.id}": unknown queue "{interaction.queue}"; '
                 f"queues: {', '.join(sorted(self.queues))}"
             )
-        allowed = queue.config.channels
+        allowed = queue.channels
         if allowed is not None and interaction.channel not in allowed:
             raise RouterError(
                 f'interaction "{interaction.id}": queue "{queue.name}" does not take '
@@ -230,7 +229,7 @@ class Router:
         ix = msgspec.structs.replace(  # a copy: callers cannot change the router's state
             interaction, state=WAITING, created_at=interaction.created_at or now, enqueued_at=now
         )
-        if ix.preferred_agent is None and queue.config.preferred_agent_wait > 0 and ix.customer:
+        if ix.preferred_agent is None and queue.preferred_agent_wait > 0 and ix.customer:
             ix.preferred_agent = self.last_agent.get(ix.customer.id)
         queued = ev.InteractionQueued(at=self.now, interaction=ix)
         self.outbox.append(queued)
@@ -278,7 +277,7 @@ class Router:
         self._tick()
         w = self._get(interaction_id, ASSIGNED)
         agent = self._agent_of(w, agent_id)
-        until = self.now + w.queue.config.wrap_up
+        until = self.now + w.queue.wrap_up
         completed = ev.Completed(
             at=self.now, interaction_id=w.id, agent_id=agent.id, wrap_up_until=until
         )
@@ -958,7 +957,7 @@ class Router:
     def _make_offer(self, w: Waiting, agent: AgentStatus, explanation: Explanation) -> None:
         self._offer_count += 1
         oid = f"o{self._offer_count}"
-        expires = self.now + w.queue.config.offer_timeout
+        expires = self.now + w.queue.offer_timeout
         offered = ev.Offered(
             at=self.now,
             offer_id=oid,
@@ -1094,7 +1093,7 @@ class Router:
 
     def _sla_due(self, w: Waiting) -> None:
         state = w.ix.state
-        if w.sla_queue.config.sla.measure is SlaMeasure.FIRST_RESPONSE:
+        if w.sla_queue.first_response:
             pending = state in (WAITING, OFFERED, ASSIGNED)  # no one wrote back yet
         else:
             pending = state in (WAITING, OFFERED)
@@ -1157,11 +1156,11 @@ class Router:
         queue.waiting[ix.id] = w
         (queue.stats if e.at < queue.stats_until else self._stats(queue, e.at)).on_offered()
         self._set_requirements(w)
-        w.sla_deadline = self._after(queue, w.enqueued_at, queue.config.sla.seconds)
+        w.sla_deadline = self._after(queue, w.enqueued_at, queue.sla_seconds)
         self._at(w.sla_deadline, self._sla_timer, w, queue.lanes.sla)
         self._arm_segment(w, e.at)
-        if ix.preferred_agent and queue.config.preferred_agent_wait > 0:
-            w.preferred_until = e.at + queue.config.preferred_agent_wait
+        if ix.preferred_agent and queue.preferred_agent_wait > 0:
+            w.preferred_until = e.at + queue.preferred_agent_wait
         self._enqueue(w)
 
     def _on_offered(self, e: ev.Offered) -> None:
@@ -1215,7 +1214,7 @@ class Router:
         w.assigned_at = e.at
         if ix.answered_at is None:
             ix.answered_at = e.at
-            if w.sla_queue.config.sla.measure is SlaMeasure.ANSWER:
+            if not w.sla_queue.first_response:
                 w.answered = True
                 _today(w.sla_queue, e.at, self).on_answered(self._wait(w, e.at))
         agent.work.add(ix.id)
@@ -1236,7 +1235,7 @@ class Router:
             return
         w.ix.first_response_at = e.at
         sla_queue = w.sla_queue
-        if sla_queue.config.sla.measure is SlaMeasure.FIRST_RESPONSE and not w.answered:
+        if sla_queue.first_response and not w.answered:
             w.answered = True
             _today(sla_queue, e.at, self).on_answered(self._wait(w, e.at))
 
@@ -1438,9 +1437,9 @@ class Router:
             if type(old) is type(strategy) and hasattr(strategy, "restore_state"):
                 strategy.restore_state(old.snapshot_state())  # type: ignore[attr-defined]
             self._drop_queue_timers(queue, keep_lanes=True)
-            queue.config, queue.strategy, queue.calendar = config, strategy, calendar
+            queue.set_config(config)
+            queue.strategy, queue.calendar = strategy, calendar
             queue.on_offer = offer_hook(strategy)
-            queue.ladder = config.escalation
             queue.plain_buckets.clear()
             if queue.stats is not None:  # today's service level, against the new SLA
                 queue.stats.threshold = config.sla.seconds
@@ -1690,7 +1689,7 @@ class Router:
         w.requirements = w.requirements + [r for r in extra if r not in w.requirements]
         buckets = []
         for queue, requirement in w.requirements:
-            allowed = queue.config.channels
+            allowed = queue.channels
             if allowed is not None and channel not in allowed:
                 continue
             if queue is own and w.relax:
@@ -1704,9 +1703,9 @@ class Router:
     def _enqueue(self, w: Waiting) -> None:
         """(Re)place a waiting interaction in its buckets, at its original place."""
         w.version += 1
-        config = w.queue.config
-        w.aging = aging = config.aging
-        w.rank = priority = config.priority + w.ix.priority
+        queue = w.queue
+        w.aging = aging = queue.aging
+        w.rank = priority = queue.priority + w.ix.priority
         w.order_key = (
             w.enqueued_at - priority * aging if aging > 0 else w.enqueued_at - priority * 1e12
         )
@@ -1735,7 +1734,7 @@ class Router:
         queue = w.queue
         if queue.calendar is not None and w.closed_handled < queue.closed_since:
             self._at(self.now, self._closed_timer, w)
-        max_wait = queue.config.max_wait
+        max_wait = queue.max_wait
         if max_wait and not w.maxed:
             due = w.segment_start + max_wait
             self._at(due, self._max_wait_timer, (w, w.segment_start), w.queue.lanes.max_wait)

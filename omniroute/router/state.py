@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from ..model import Agent, Interaction, Presence
+from ..model import Agent, Interaction, Presence, SlaMeasure
 
 if TYPE_CHECKING:
     from ..model import Queue
@@ -151,35 +151,59 @@ class QueueRuntime:
     """A configured queue with its strategy instance, calendar, timers and today's KPIs."""
 
     __slots__ = (
+        "aging",
         "calendar",
+        "channels",
         "closed_since",
         "config",
+        "first_response",
         "ladder",
         "lanes",
+        "max_wait",
         "name",
+        "offer_timeout",
         "on_offer",
         "plain_buckets",
         "plain_requirements",
+        "preferred_agent_wait",
+        "priority",
+        "sla_seconds",
         "stats",
         "stats_until",
         "strategy",
         "waiting",
+        "wrap_up",
     )
 
     def __init__(self, config: Queue, strategy: Strategy, calendar: Calendar | None) -> None:
         self.name = config.name
-        self.config = config
         self.strategy = strategy
         self.on_offer = offer_hook(strategy)
         self.calendar = calendar
-        self.ladder = config.escalation
+        self.set_config(config)
         self.waiting: dict[str, Waiting] = {}  # waiting or offered, by interaction id
         self.plain_buckets: dict[str, Bucket] = {}  # channel -> bucket of its own skills
-        self.plain_requirements = [(self, config.skills)]  # shared: see Router._set_requirements
         self.lanes = Lanes(len(config.escalation))
         self.stats: Any = None  # QueueKpis of the current day, kept by the router
         self.stats_until = float("-inf")
         self.closed_since = float("-inf")  # when the queue last closed (opening hours)
+
+    def set_config(self, config: Queue) -> None:
+        """Take a (new) config, and copy the fields the router reads on every contact
+        into native attributes: from compiled code a msgspec Struct's field is a generic
+        attribute lookup (docs/performance.md)."""
+        self.config = config
+        self.ladder = config.escalation
+        self.plain_requirements = [(self, config.skills)]  # shared: Router._set_requirements
+        self.channels = config.channels
+        self.offer_timeout = float(config.offer_timeout)
+        self.wrap_up = float(config.wrap_up)
+        self.max_wait = float(config.max_wait or 0)
+        self.preferred_agent_wait = float(config.preferred_agent_wait)
+        self.aging = float(config.aging)
+        self.priority = config.priority
+        self.sla_seconds = float(config.sla.seconds)
+        self.first_response = config.sla.measure is SlaMeasure.FIRST_RESPONSE
 
 
 def offer_hook(strategy: Strategy) -> Callable[[AgentStatus], None] | None:
