@@ -68,6 +68,14 @@ COMPLETED: Final = S.COMPLETED
 READY: Final = Presence.READY
 OFFLINE: Final = Presence.OFFLINE
 NOT_READY: Final = Presence.NOT_READY
+# The events every contact makes, as module constants too: from compiled code
+# `ev.Offered` is an attribute lookup on the module on each use.
+QUEUED_EVENT: Final = ev.InteractionQueued
+OFFERED_EVENT: Final = ev.Offered
+ASSIGNED_EVENT: Final = ev.Assigned
+COMPLETED_EVENT: Final = ev.Completed
+WRAP_UP_ENDED_EVENT: Final = ev.WrapUpEnded
+BREACHED_EVENT: Final = ev.SlaBreached
 #: A timer: (due, arming order, what to call with arg); `None` marks the head of a lane,
 #: a FIFO of timers whose own entries are (due, order, fn, arg) (see `Router._at`).
 Timer = tuple[float, int, Callable[[Any], None] | None, Any]
@@ -231,7 +239,7 @@ class Router:
         )
         if ix.preferred_agent is None and queue.preferred_agent_wait > 0 and ix.customer:
             ix.preferred_agent = self.last_agent.get(ix.customer.id)
-        queued = ev.InteractionQueued(at=self.now, interaction=ix)
+        queued = QUEUED_EVENT(at=self.now, interaction=ix)
         self.outbox.append(queued)
         self._on_queued(queued)  # what `_emit` does, as a direct call: the hot path
         for message in messages or ():
@@ -250,7 +258,7 @@ class Router:
         self._tick()
         offer = self._offer(offer_id, agent_id)
         w = offer.waiting
-        assigned = ev.Assigned(
+        assigned = ASSIGNED_EVENT(
             at=self.now, interaction_id=w.id, agent_id=offer.agent.id, offer_id=offer_id
         )
         self.outbox.append(assigned)
@@ -278,7 +286,7 @@ class Router:
         w = self._get(interaction_id, ASSIGNED)
         agent = self._agent_of(w, agent_id)
         until = self.now + w.queue.wrap_up
-        completed = ev.Completed(
+        completed = COMPLETED_EVENT(
             at=self.now, interaction_id=w.id, agent_id=agent.id, wrap_up_until=until
         )
         self.outbox.append(completed)
@@ -958,7 +966,7 @@ class Router:
         self._offer_count += 1
         oid = f"o{self._offer_count}"
         expires = self.now + w.queue.offer_timeout
-        offered = ev.Offered(
+        offered = OFFERED_EVENT(
             at=self.now,
             offer_id=oid,
             interaction_id=w.id,
@@ -970,7 +978,7 @@ class Router:
         self._on_offered(offered)  # `_emit`, direct
 
     def _end_wrap_up(self, w: Waiting, agent: AgentStatus) -> None:
-        ended = ev.WrapUpEnded(at=self.now, interaction_id=w.id, agent_id=agent.id)
+        ended = WRAP_UP_ENDED_EVENT(at=self.now, interaction_id=w.id, agent_id=agent.id)
         self.outbox.append(ended)
         self._on_wrap_up_ended(ended)  # `_emit`, direct
 
@@ -1098,7 +1106,7 @@ class Router:
         else:
             pending = state in (WAITING, OFFERED)
         if pending and not w.answered and not w.breached:
-            self._emit(ev.SlaBreached(at=self.now, interaction_id=w.id, queue=w.sla_queue.name))
+            self._emit(BREACHED_EVENT(at=self.now, interaction_id=w.id, queue=w.sla_queue.name))
 
     def _max_wait_due(self, pair: tuple[Waiting, float]) -> None:
         w, segment = pair

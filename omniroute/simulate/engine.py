@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from heapq import heappush
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -50,6 +50,17 @@ DRAIN_LIMIT = 7 * 86400.0
 _PROGRESS_EVERY = 4096  # loop turns between progress reports
 
 _ACCEPT, _COMPLETE, _ABANDON, _WAKE = 0, 1, 2, 3
+# The event classes `_react` tells apart, as module constants: from compiled code
+# `ev.Offered` is an attribute lookup on the module each time (about 200 instructions),
+# and it tells every event apart by several of them.
+_QUEUED: Final = ev.InteractionQueued
+_OFFERED: Final = ev.Offered
+_ASSIGNED: Final = ev.Assigned
+_WRAP_UP_ENDED: Final = ev.WrapUpEnded
+_COMPLETED: Final = ev.Completed
+_OFFER_ENDED: Final = (ev.OfferRevoked, ev.OfferMissed, ev.OfferDeclined)
+_ABANDONED: Final = ev.Abandoned
+_CLOSED: Final = ev.Closed
 
 
 class SimulationError(ValueError):
@@ -242,6 +253,7 @@ class _Engine:
         self.simulated = True  # for plugins that receive this object as `app`
         self.fast = fast
         self.start = simulation.start_epoch
+        self.now = self.start  # the clock's time, as the loop last set it
         self.clock = VirtualClock(self.start)
         strategies = host.strategies()
         selectors = host.queue_selectors()
@@ -323,6 +335,7 @@ class _Engine:
                 due = router.next_deadline()
                 if due is not None and due < soonest and due < next_arrival and due <= horizon:
                     clock.set(due)
+                    self.now = due
                     if recorder is not None:
                         recorder.sample(due)
                     router.advance()
@@ -335,6 +348,7 @@ class _Engine:
                 index += 1
                 next_arrival = arrivals[index][0] if index < total else math.inf
                 clock.set(at)
+                self.now = at
                 if recorder is not None:
                     recorder.sample(at)
                 template = templates.get(kind)
@@ -354,6 +368,7 @@ class _Engine:
             else:
                 at, _, what, x = pop(agenda)
                 clock.set(at)
+                self.now = at
                 if recorder is not None:
                     recorder.sample(at)
                 if what == _COMPLETE:
@@ -414,24 +429,26 @@ class _Engine:
         e: Any  # one of the event types, told apart by the exact type (cheapest test)
         for e in events:
             tp = type(e)
-            if tp is ev.InteractionQueued:
+            if tp is _QUEUED:
                 continue  # counted when submitted
-            if tp is ev.Offered:
-                if fast and e.at < self.clock.now():
+            if tp is _OFFERED:
+                if fast and e.at < self.now:
                     raise _LateOffer
-                pending.add(e.offer_id)
+                offer_id = e.offer_id
+                pending.add(offer_id)
                 draw = delays.get(e.agent_id)
                 if draw is None:
-                    accepts.append(e.offer_id)
+                    accepts.append(offer_id)
                 else:
                     accept_at = e.at + draw()
                     if accept_at < e.expires_at:
-                        self._push(accept_at, _ACCEPT, e.offer_id)
+                        self._push(accept_at, _ACCEPT, offer_id)
                     elif fast:
                         self._push(e.expires_at, _WAKE, None)  # it rings out
-            elif tp is ev.Assigned:
+            elif tp is _ASSIGNED:
                 pending.discard(e.offer_id)
-                contact = contacts[e.interaction_id]
+                interaction_id = e.interaction_id
+                contact = contacts[interaction_id]
                 contact.waiting = False
                 contact.assigned_at = at = e.at
                 contact.queue.waiting -= 1
@@ -441,8 +458,8 @@ class _Engine:
                 load[agent] += 1
                 if contact.kpi is not None:
                     self._answered(contact, agent, at)
-                heappush(agenda, (at + contact.handle, next_seq(), _COMPLETE, e.interaction_id))
-            elif tp is ev.WrapUpEnded:
+                heappush(agenda, (at + contact.handle, next_seq(), _COMPLETE, interaction_id))
+            elif tp is _WRAP_UP_ENDED:
                 contact = contacts.pop(e.interaction_id)
                 kpi = contact.kpi
                 if kpi is not None:
@@ -452,12 +469,12 @@ class _Engine:
                 load[agent] -= 1
                 if not load[agent]:
                     self._busy(agent, self.busy_since[agent], e.at)
-            elif tp is ev.Completed:
+            elif tp is _COMPLETED:
                 if fast and e.wrap_up_until > e.at:
                     self._push(e.wrap_up_until, _WAKE, None)
-            elif tp is ev.OfferRevoked or tp is ev.OfferMissed or tp is ev.OfferDeclined:
+            elif tp in _OFFER_ENDED:
                 pending.discard(e.offer_id)
-            elif tp is ev.Abandoned:
+            elif tp is _ABANDONED:
                 contact = contacts.pop(e.interaction_id)
                 contact.waiting = False
                 contact.queue.waiting -= 1
@@ -465,7 +482,7 @@ class _Engine:
                     contact.kpi.on_abandoned(self._wait(contact, e.at))
                     if self.timeline is not None:
                         self.timeline.ended(contact.queue, e.at, False)
-            elif tp is ev.Closed:
+            elif tp is _CLOSED:
                 contact = contacts.pop(e.interaction_id)
                 if contact.waiting:
                     contact.waiting = False
