@@ -37,6 +37,7 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import events as ev
+from .actions import Action, UnknownAction, encode_outcome
 from .clock import Clock, RealClock
 from .config import Config, ConfigError, check_queue, from_dict, validate_with_plugins
 from .conversations import Conversations
@@ -107,6 +108,14 @@ class Cluster(Protocol):
         1-tuple; None if none ran (yet)."""
         ...
 
+    async def relay(
+        self, name: str, args: bytes, *, key: str | None = None
+    ) -> tuple[bytes, int | None]:
+        """Run a channel action (`name` is "channel:CHANNEL.ACTION", `args` its
+        encoded call) on the leader, which hands `args` to `App.run_action`; its
+        encoded outcome and the sequence number the log had reached when it ended."""
+        ...
+
 
 class App:
     """One contact center: what `omniroute serve` runs, and what tests and embedders build.
@@ -161,6 +170,7 @@ class App:
         #: Channels started by `run`, by name.
         self.channels: dict[str, Channel] = {}
         self._leader_only: dict[str, bool] = {}
+        self._actions: dict[str, dict[str, Action]] = {}  # channel -> its actions
         #: Messages and contact history, folded from durable events. After a restart
         #: from a snapshot it fills in the background (`conversations.loading`).
         self.conversations = Conversations()
@@ -298,6 +308,10 @@ class App:
             if name in self.config.plugins:
                 self.channels[name] = spec.factory(self.plugin_config.get(name), self)
                 self._leader_only[name] = spec.leader_only
+                self._actions[name] = {
+                    action: Action(name, action, function)
+                    for action, function in spec.actions.items()
+                }
 
     async def _restore(self) -> None:
         """Rebuild routing state from the newest snapshot and the events after it (the
@@ -580,14 +594,68 @@ class App:
         if not self._running:
             raise RuntimeError("the app is not running: `await tg.start(app.run)` first")
         assert self._cluster is not None
-        key = None
-        if keyed is not None:  # the block's second command gets a key of its own
-            keyed[1] += 1
-            key = keyed[0] if keyed[1] == 1 else f"{keyed[0]}#{keyed[1]}"
+        key = _next_key(keyed)
         result, seq = await self._cluster.forward(command.__name__, args, kwargs, key=key)
         if seq is not None:
             await self.caught_up(seq)
         return cast(T, result)
+
+    # ------------------------------------------------------------------ channel actions
+
+    async def channel_call(
+        self, channel: str, action: str, payload: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Run `action` of `channel` (declared in its `ChannelSpec.actions`) with the
+        `payload` fields, where the channel runs, and return its answer.
+
+        On one node, and for a channel that runs on every node, it runs here. For a
+        leader-only channel in a cluster it runs here while this app leads, else on the
+        leader, sent through the commands table like a command: its answer, or its
+        error as itself (ActionError with its status, RouterError...), comes back once
+        this app's replica includes what it wrote; StoreError (CommandTimeout) when no
+        leader answered within `command_timeout`. Under `App.idempotent(key)` it goes
+        through the table even on the leader, so that a retry under the key, on any
+        node, answers the first result without running it again.
+
+        Raises UnknownAction (an ActionError, 404) naming an unknown channel or action,
+        ActionError (422) naming a payload field that does not fit.
+        """
+        adapter = self.channels.get(channel)
+        actions = self._actions.get(channel)
+        if adapter is None or actions is None:
+            running = ", ".join(sorted(self.channels)) or "none"
+            raise UnknownAction(f'no channel "{channel}" runs (channels: {running})')
+        found = actions.get(action)
+        if found is None:
+            known = ", ".join(sorted(actions)) or "none"
+            raise UnknownAction(f'channel "{channel}" has no action "{action}" (actions: {known})')
+        data = found.encode(payload)
+        keyed = _command_key.get() if self._cluster is not None else None
+        relayed = self._cluster is not None and self._leader_only[channel]
+        if not relayed or (self._leading and keyed is None):
+            return found.decode(await found.run(adapter, data))
+        if not self._running:
+            raise RuntimeError("the app is not running: `await tg.start(app.run)` first")
+        assert self._cluster is not None
+        call = msgspec.json.encode(
+            {"channel": channel, "action": action, "payload": msgspec.Raw(data)}
+        )
+        outcome, seq = await self._cluster.relay(found.command, call, key=_next_key(keyed))
+        if seq is not None:
+            await self.caught_up(seq)
+        return found.decode(outcome)
+
+    async def run_action(self, call: bytes | str) -> bytes:
+        """Run a channel action relayed from another node (`call` as `channel_call`
+        encodes it) on this app, which leads; its encoded outcome (the answer, or the
+        error). The cluster calls this."""
+        sent = msgspec.json.decode(call, type=_RelayedCall)
+        found = self._actions.get(sent.channel, {}).get(sent.action)
+        adapter = self.channels.get(sent.channel)
+        where = f"{sent.channel}.{sent.action}"
+        if found is None or adapter is None:  # nodes must run the same config and plugins
+            return encode_outcome(where, UnknownAction(f"{where}: not on the leader"))
+        return await found.run(adapter, bytes(sent.payload))
 
     async def _here(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a router command on this app's router, which must be routing.
@@ -954,6 +1022,23 @@ class App:
         else:
             self._subscribers.append(send)
         return receive
+
+
+class _RelayedCall(msgspec.Struct, frozen=True):
+    """A channel action on its way to the leader (the `args` of its command)."""
+
+    channel: str
+    action: str
+    payload: msgspec.Raw
+
+
+def _next_key(keyed: list[Any] | None) -> str | None:
+    """The idempotency key of the next command of an `App.idempotent` block: the block's
+    key, then `key#2`, `key#3`... for its later commands (None outside a block)."""
+    if keyed is None:
+        return None
+    keyed[1] += 1
+    return keyed[0] if keyed[1] == 1 else f"{keyed[0]}#{keyed[1]}"
 
 
 def _note_api_queues(configured: Sequence[Queue], router: Router) -> None:

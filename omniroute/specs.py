@@ -6,7 +6,7 @@ rejects duplicates with a clear error, and builds the objects when it needs them
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -65,12 +65,20 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     leading, and called again if it leads again): for a channel that polls one shared
     source (an IMAP mailbox, Telegram long polling). Its `deliver` works on every node.
     On one node it changes nothing.
+
+    `actions`: what web routes (any node's) may ask of the running adapter, by name:
+    `async def action(adapter, *, field: type, ...) -> answer`, run by
+    `app.channel_call(name, action, {"field": ...})` where the adapter runs (on the
+    leader, for a leader-only channel: relayed there from a follower). Payload fields
+    and the answer must be msgspec-encodable (they cross nodes as JSON); refuse with
+    `omniroute.actions.ActionError(message, status)`. See docs/plugins.md.
     """
 
     name: str
     factory: Callable[[Any, Any], Channel]
     description: str = ""
     leader_only: bool = False
+    actions: Mapping[str, Callable[..., Awaitable[Any]]] = {}
 
 
 class ConfigSpec(msgspec.Struct, frozen=True, kw_only=True):
