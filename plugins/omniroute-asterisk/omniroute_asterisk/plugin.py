@@ -1,11 +1,16 @@
 """The hook implementations: the `asterisk` channel, its `[plugins.asterisk]` section,
 call-control routes for agents (hold) and supervisors (listen, whisper, barge), and the
-recordings' downloads."""
+recordings' downloads.
+
+Call control acts on the live calls of the channel, which runs on the routing leader
+only: each route asks for a channel action (`app.channel_call`), which any node relays
+to the leader (docs/plugins.md, "Channel actions")."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from omniroute import hookimpl
-from omniroute.app import RouterError
+from omniroute.actions import ActionError
 from omniroute.specs import ChannelSpec, ConfigSpec, RouteSpec
 from omniroute.web.api import readable
 from omniroute.web.settings import Role
@@ -33,6 +38,8 @@ def omniroute_channels() -> Iterator[ChannelSpec]:
         # One Stasis application, one consumer: on several nodes the routing leader
         # drives Asterisk (a second consumer would answer every call twice).
         leader_only=True,
+        # Call control, run on the leader's channel whichever node took the request.
+        actions={"hold": hold_call, "unhold": unhold_call, "monitor": monitor_call},
     )
 
 
@@ -70,30 +77,63 @@ def _channel(request: Request) -> VoiceChannel | None:
 
 
 async def _control(request: Request, action: str, body: MonitorBody | None = None) -> Response:
-    channel = _channel(request)
-    if channel is None:
+    """Run a call-control action on the leader's channel; its refusals (ActionError:
+    403, 409, 502) and a leader out of reach (503) are answered by the route's guard."""
+    if _channel(request) is None:
         return JSONResponse({"error": "voice is not enabled ([plugins.asterisk])"}, 503)
-    interaction_id = request.path_params["interaction_id"]
+    payload: dict[str, Any] = {"interaction_id": request.path_params["interaction_id"]}
     principal = getattr(request.state, "principal", None)
-    if action != "monitor" and principal is not None and not principal.has(Role.SUPERVISOR):
-        call = channel.calls.get(interaction_id)
-        agent = call.agent.who if call is not None and call.agent is not None else None
-        if agent != principal.id:  # an agent holds only their own calls
-            return JSONResponse({"error": f'"{interaction_id}" is not your call'}, 403)
+    if body is not None:
+        payload.update(mode=body.mode, supervisor=body.supervisor)
+    elif principal is not None and not principal.has(Role.SUPERVISOR):
+        payload["agent"] = principal.id  # an agent holds only their own calls
+    answer = await request.scope["app"].state.omniroute.channel_call("asterisk", action, payload)
+    return Response(status_code=204) if body is None else JSONResponse(answer)
+
+
+# Channel actions: run on the node that runs the channel (the leader).
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A call that cannot be controlled is a conflict (409); Asterisk failing, 502."""
     try:
-        if action == "hold":
-            await channel.hold(interaction_id)
-        elif action == "unhold":
-            await channel.unhold(interaction_id)
-        else:
-            assert body is not None
-            result = await channel.monitor(interaction_id, body.mode, body.supervisor)
-            return JSONResponse(result)
-    except (CallError, RouterError) as exc:
-        return JSONResponse({"error": str(exc)}, 409)
+        yield
+    except CallError as exc:
+        raise ActionError(str(exc), 409) from None
     except AriError as exc:
-        return JSONResponse({"error": str(exc)}, 502)
-    return Response(status_code=204)
+        raise ActionError(str(exc), 502) from None
+
+
+def _check_agent(voice: VoiceChannel, interaction_id: str, agent: str | None) -> None:
+    if agent is None:
+        return
+    call = voice.calls.get(interaction_id)
+    if call is None or call.agent is None or call.agent.who != agent:
+        raise ActionError(f'"{interaction_id}" is not your call', 403)
+
+
+async def hold_call(voice: VoiceChannel, *, interaction_id: str, agent: str | None = None) -> None:
+    """Hold; `agent`, when given, must be the agent on the call."""
+    _check_agent(voice, interaction_id, agent)
+    with _refusals():
+        await voice.hold(interaction_id)
+
+
+async def unhold_call(
+    voice: VoiceChannel, *, interaction_id: str, agent: str | None = None
+) -> None:
+    _check_agent(voice, interaction_id, agent)
+    with _refusals():
+        await voice.unhold(interaction_id)
+
+
+async def monitor_call(
+    voice: VoiceChannel, *, interaction_id: str, supervisor: str, mode: str = "listen"
+) -> dict[str, str]:
+    """A supervisor listens, whispers or barges; the legs' ids, for the wallboard."""
+    with _refusals():
+        return await voice.monitor(interaction_id, mode, supervisor)
 
 
 _RECORDING = re.compile(r"^(omni|voicemail)-(voice-[A-Za-z0-9._-]+)\.wav$")
