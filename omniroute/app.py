@@ -649,7 +649,10 @@ class App:
         """Run a channel action relayed from another node (`call` as `channel_call`
         encodes it) on this app, which leads; its encoded outcome (the answer, or the
         error). The cluster calls this."""
-        sent = msgspec.json.decode(call, type=_RelayedCall)
+        try:
+            sent = msgspec.json.decode(call, type=_RelayedCall)
+        except msgspec.DecodeError as exc:  # never let a bad row stop the leader's commands
+            return encode_outcome("a channel action", ValueError(f"not understood: {exc}"))
         found = self._actions.get(sent.channel, {}).get(sent.action)
         adapter = self.channels.get(sent.channel)
         where = f"{sent.channel}.{sent.action}"

@@ -20,7 +20,7 @@ from relay_probe import Probe, Where
 from test_cluster import leader_and_follower, until_leader
 from webkit import PASSWORD, document
 
-from omniroute.actions import ActionError, UnknownAction
+from omniroute.actions import ActionError, UnknownAction, decode_outcome
 from omniroute.cluster import CommandTimeout, Node
 from omniroute.plugins import PluginHost
 from omniroute.router.core import RouterError
@@ -144,3 +144,17 @@ async def test_actions_move_with_leadership(schema: str) -> None:
         assert (answer.role, answer.count) == ("leader", 1)
         assert probe(second).count == 1
         tg.cancel_scope.cancel()
+
+
+async def test_a_call_the_leader_cannot_read_is_refused_not_fatal(pair: tuple[Node, Node]) -> None:
+    _, front = pair
+    outcome, _ = await front.relay("channel:probe.where", b'{"channel": 1}')
+    with pytest.raises(ValueError, match="not understood"):
+        decode_outcome(outcome)
+    # a leader without the action (a node of another config) refuses by name
+    outcome, _ = await front.relay(
+        "channel:probe.fly", b'{"channel": "probe", "action": "fly", "payload": {}}'
+    )
+    with pytest.raises(ActionError, match=r"probe\.fly: not on the leader"):
+        decode_outcome(outcome)
+    assert (await front.app.channel_call("probe", "where")).count == 1  # still executing
