@@ -53,7 +53,8 @@ def omniroute_queue_selectors() -> Iterable[QueueSelectorSpec]:
 
 @hookspec
 def omniroute_channels() -> Iterable[ChannelSpec]:
-    """Channel adapters this plugin provides (voice, email, web chat, Telegram...)."""
+    """Channel adapters this plugin provides (voice, email, web chat, Telegram...), and
+    the actions any node may ask of them (`ChannelSpec.actions`, `App.channel_call`)."""
 
 
 @hookspec
