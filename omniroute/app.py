@@ -41,7 +41,17 @@ from .actions import Action, UnknownAction, encode_outcome
 from .clock import Clock, RealClock
 from .config import Config, ConfigError, check_queue, from_dict, validate_with_plugins
 from .conversations import Conversations
-from .model import TERMINAL_STATES, Agent, Customer, Interaction, Message, Presence, Queue
+from .model import (
+    TERMINAL_STATES,
+    Agent,
+    Customer,
+    Direction,
+    Identity,
+    Interaction,
+    Message,
+    Presence,
+    Queue,
+)
 from .plugins import PluginHost
 from .router.core import Router, RouterError, SnapshotError
 from .specs import Channel
@@ -60,6 +70,7 @@ HOOKS_BY_EVENT: dict[type[ev.Event], str] = {
     ev.InteractionQueued: "omniroute_interaction_queued",
     ev.Offered: "omniroute_interaction_offered",
     ev.Assigned: "omniroute_interaction_assigned",
+    ev.OutboundStarted: "omniroute_interaction_outbound",
     ev.Transferred: "omniroute_interaction_transferred",
     ev.Abandoned: "omniroute_interaction_abandoned",
     ev.Completed: "omniroute_interaction_completed",
@@ -426,8 +437,64 @@ class App:
     async def decline(self, offer_id: str, agent_id: str | None = None) -> None:
         await self._command(self.router.decline, offer_id, agent_id)
 
-    async def complete(self, interaction_id: str, agent_id: str | None = None) -> None:
-        await self._command(self.router.complete, interaction_id, agent_id)
+    async def complete(
+        self, interaction_id: str, agent_id: str | None = None, outcome: str | None = None
+    ) -> None:
+        """The contact is over: wrap-up starts. `outcome` says how it ended if known."""
+        await self._command(self.router.complete, interaction_id, agent_id, outcome)
+
+    async def start_outbound(
+        self,
+        agent_id: str,
+        channel: str,
+        address: str,
+        *,
+        customer_id: str | None = None,
+        queue: str | None = None,
+        subject: str | None = None,
+    ) -> Interaction:
+        """An agent contacts a customer at `address` on `channel` (click-to-call): an
+        outbound interaction that is theirs at once (`Router.start_outbound` says when
+        it is refused). The customer is `customer_id`, else the one known by that
+        address, else a new one; `queue` defaults to the first queue (in config order)
+        that takes the channel and that the agent serves. The channel is told by the
+        `OutboundStarted` event (`omniroute_interaction_outbound`) and reaches the
+        customer; durable when this returns."""
+        identity = Identity(channel, address)
+        known = self.conversations.customer_at(channel, address)
+        if customer_id is not None:
+            if self.conversations.customer(customer_id) is None:
+                raise RouterError(f'no customer "{customer_id}"')
+            customer_id = self.conversations.resolve(customer_id)
+        else:
+            customer_id = known or f"{channel}:{address}"
+        profile = self.conversations.customer(customer_id)
+        customer = Customer(
+            id=customer_id, name=profile.name if profile else None, identities=[identity]
+        )
+        interaction = Interaction(
+            id=f"{channel}-out-{secrets.token_hex(8)}",
+            channel=channel,
+            queue=queue or self._outbound_queue(agent_id, channel),
+            direction=Direction.OUTBOUND,
+            customer=customer,
+            subject=subject,
+            address=address,
+        )
+        return _snapshot(await self._command(self.router.start_outbound, interaction, agent_id))
+
+    def _outbound_queue(self, agent_id: str, channel: str) -> str:
+        """The first queue of the config order that takes `channel` and that the agent
+        serves (every queue when their config names none)."""
+        agent = self.router.agent(agent_id)  # RouterError if unknown
+        serves = agent.config.queues
+        for name, queue in self.router.queues.items():
+            channels = queue.config.channels
+            if (channels is None or channel in channels) and (serves is None or name in serves):
+                return name
+        raise RouterError(
+            f'agent "{agent_id}" serves no queue that takes {channel}: name the queue'
+        )
 
     async def end_wrap_up(self, interaction_id: str, agent_id: str | None = None) -> None:
         await self._command(self.router.end_wrap_up, interaction_id, agent_id)

@@ -61,6 +61,7 @@ logger = logging.getLogger("omniroute.cluster")
 #: The App commands a node forwards to the leader.
 COMMANDS = (
     "submit",
+    "start_outbound",
     "accept",
     "decline",
     "complete",

@@ -114,6 +114,12 @@ def omniroute_interaction_assigned(event: ev.Assigned, app: Any) -> Any:
 
 
 @hookspec
+def omniroute_interaction_outbound(event: ev.OutboundStarted, app: Any) -> Any:
+    """An agent started an outbound contact (`event.interaction.address` on its channel):
+    the channel reaches the customer (places the call). May be async."""
+
+
+@hookspec
 def omniroute_interaction_transferred(event: ev.Transferred, app: Any) -> Any:
     """An interaction moved to another agent or queue. May be async."""
 

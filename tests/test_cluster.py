@@ -316,6 +316,25 @@ async def test_a_followers_app_serves_reads_and_sends_writes_to_the_leader(
     assert app.router.outbox == [] and app.router.next_deadline() is None
 
 
+async def test_a_follower_starts_an_outbound_contact_on_the_leader(
+    pair: tuple[Node, Node],
+) -> None:
+    leader, front = pair
+    app = front.app
+    assert app.role == "follower"
+    await app.set_presence("a1", "not_ready", "calls")
+    started = await app.start_outbound("a1", "chat", "+15550100")
+    assert started.agent == "a1" and started.state is InteractionState.ASSIGNED
+    assert leader.app is not None
+    assert leader.app.router.agent("a1").work == {started.id}  # the leader decided it
+    assert app.router.agent("a1").work == {started.id}  # and the replica has it
+    with pytest.raises(RouterError, match="no free capacity"):  # refused there, as itself
+        await app.start_outbound("a1", "chat", "+15550101")
+    await app.complete(started.id, "a1", "answered")
+    completed = [e async for _, e in leader.store.read() if isinstance(e, ev.Completed)]
+    assert completed[-1].outcome == "answered"
+
+
 async def test_a_followers_queue_changes_run_on_the_leader(pair: tuple[Node, Node]) -> None:
     leader, front = pair
     app = front.app

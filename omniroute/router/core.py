@@ -32,6 +32,7 @@ from ..model import (
     Agent,
     Candidate,
     Customer,
+    Direction,
     Explanation,
     Interaction,
     InteractionState,
@@ -60,6 +61,10 @@ COMPLETED: Final = S.COMPLETED
 READY: Final = Presence.READY
 OFFLINE: Final = Presence.OFFLINE
 NOT_READY: Final = Presence.NOT_READY
+OUTBOUND: Final = Direction.OUTBOUND
+#: Presences from which an agent may start an outbound contact: ready, and not ready
+#: (agents often take a break from inbound work to make calls). Offline may not.
+OUTBOUND_PRESENCES: Final = frozenset({READY, NOT_READY})
 #: A timer: (due, arming order, what to call with arg); `None` marks the head of a lane,
 #: a FIFO of timers whose own entries are (due, order, fn, arg) (see `Router._at`).
 Timer = tuple[float, int, Callable[[Any], None] | None, Any]
@@ -79,9 +84,10 @@ class SnapshotError(RouterError):
 class Router:
     """Skill-based routing across every queue and channel.
 
-    Commands: `submit`, `accept`, `decline`, `complete`, `end_wrap_up`, `abandon`,
-    `transfer`, `requeue`, `assign`, `request_callback`, `set_presence`, `upsert_agent`,
-    `remove_agent`, `upsert_queue`, `remove_queue`, `add_message`, `add_note`. Reads:
+    Commands: `submit`, `start_outbound`, `accept`, `decline`, `complete`,
+    `end_wrap_up`, `abandon`, `transfer`, `requeue`, `assign`, `request_callback`,
+    `set_presence`, `upsert_agent`, `remove_agent`, `upsert_queue`, `remove_queue`,
+    `add_message`, `add_note`. Reads:
     `interaction`, `waiting`, `agent`, `stats`, `explain`, `position`. A replica
     (`follow`) applies a leader's events and only reads.
     """
@@ -157,6 +163,7 @@ class Router:
             ev.OfferMissed: self._on_missed,
             ev.OfferRevoked: self._on_revoked,
             ev.Assigned: self._on_assigned,
+            ev.OutboundStarted: self._on_outbound,
             ev.Requeued: self._on_requeued,
             ev.Transferred: self._on_transferred,
             ev.Abandoned: self._on_abandoned,
@@ -197,20 +204,7 @@ class Router:
         for message in messages or ():
             if message.interaction_id != interaction.id:
                 raise RouterError(f'message "{message.id}" is not of "{interaction.id}"')
-        queue = self.queues.get(interaction.queue)
-        if queue is None:
-            raise RouterError(
-                f'interaction "{interaction.id}": unknown queue "{interaction.queue}"; '
-                f"queues: {', '.join(sorted(self.queues))}"
-            )
-        allowed = queue.config.channels
-        if allowed is not None and interaction.channel not in allowed:
-            raise RouterError(
-                f'interaction "{interaction.id}": queue "{queue.name}" does not take '
-                f'channel "{interaction.channel}" (it takes {", ".join(allowed)})'
-            )
-        if interaction.id in self.active:
-            raise RouterError(f'interaction "{interaction.id}" is already in the router')
+        queue = self._queue_of(interaction, f'interaction "{interaction.id}"')
         for skill, level in interaction.skills.items():
             if not (isinstance(level, int) and 1 <= level <= 5):
                 raise RouterError(
@@ -236,6 +230,38 @@ class Router:
             self._match(w, "arrival")
         self._settle()
         return w.ix
+
+    def start_outbound(self, interaction: Interaction, agent_id: str) -> Interaction:
+        """An agent starts a contact to a customer (click-to-call, a first email): it is
+        theirs at once, never queued nor offered to anyone else.
+
+        It takes one unit of the agent's capacity on its channel, under the same rules
+        as routed work (an exclusive channel such as voice needs the agent free of all
+        other work, offers included), and the agent must be ready or not ready (not
+        offline). `interaction.queue` must take the channel: it gives the wrap-up time
+        and the reports it counts in (as outbound, apart from the queue's waits)."""
+        self._tick()
+        where = f'outbound "{interaction.id}"'
+        self._queue_of(interaction, where)
+        agent = self._agent(agent_id)
+        if agent.presence not in OUTBOUND_PRESENCES:
+            raise RouterError(
+                f'{where}: agent "{agent_id}" is {agent.presence.value}; be ready or not '
+                "ready to start a contact"
+            )
+        why = _no_room(agent, interaction.channel)
+        if why:
+            raise RouterError(f'{where}: agent "{agent_id}" has no free capacity: {why}')
+        ix = msgspec_copy(interaction)
+        ix.direction = OUTBOUND
+        ix.state = ASSIGNED
+        ix.created_at = ix.created_at or self.now
+        ix.enqueued_at = ix.answered_at = self.now
+        ix.agent = agent_id
+        ix.preferred_agent = None
+        self._emit(ev.OutboundStarted(at=self.now, interaction=ix, agent_id=agent_id))
+        self._settle()
+        return self.active[ix.id].ix
 
     def accept(self, offer_id: str, agent_id: str | None = None) -> Interaction:
         """The agent takes the offered interaction."""
@@ -264,14 +290,21 @@ class Router:
             self._match(w, "declined")
         self._settle()
 
-    def complete(self, interaction_id: str, agent_id: str | None = None) -> None:
-        """The contact is over; the agent wraps up for the queue's `wrap_up` seconds."""
+    def complete(
+        self, interaction_id: str, agent_id: str | None = None, outcome: str | None = None
+    ) -> None:
+        """The contact is over; the agent wraps up for the queue's `wrap_up` seconds.
+        `outcome` says how it ended, if the channel knows ("no-answer", "busy")."""
         self._tick()
         w = self._get(interaction_id, ASSIGNED)
         agent = self._agent_of(w, agent_id)
         until = self.now + w.queue.config.wrap_up
         completed = ev.Completed(
-            at=self.now, interaction_id=w.id, agent_id=agent.id, wrap_up_until=until
+            at=self.now,
+            interaction_id=w.id,
+            agent_id=agent.id,
+            wrap_up_until=until,
+            outcome=outcome,
         )
         self.outbox.append(completed)
         self._on_completed(completed)  # `_emit`, direct
@@ -1212,6 +1245,31 @@ class Router:
         else:
             self._rekey(agent)  # the offer held the capacity already
 
+    def _on_outbound(self, e: ev.OutboundStarted) -> None:
+        """An agent's outbound contact: theirs at once, in its queue's list of live
+        interactions (so a transfer or a queue's removal sees it) but never in line, with
+        no SLA timer and no count in the queue's inbound figures."""
+        ix = e.interaction
+        if ix.id in self.active:
+            return
+        ix = msgspec.structs.replace(ix)  # the event stays a snapshot
+        queue = self.queues[ix.queue]
+        agent = self.agents[e.agent_id]
+        self._arrivals += 1
+        w = Waiting(ix, queue, self._arrivals)
+        self.active[ix.id] = w
+        queue.waiting[ix.id] = w
+        self._set_requirements(w)  # for a transfer to a colleague or back to a queue
+        w.answered = True
+        w.assigned_at = e.at
+        w.sla_deadline = e.at
+        self._load(agent, ix.channel, +1)
+        agent.work.add(ix.id)
+        _today(queue, e.at, self).outbound += 1
+        if ix.customer is not None:
+            self.last_agent[ix.customer.id] = agent.id
+        self._touch(agent)
+
     def _on_message(self, e: ev.MessageAdded) -> None:
         w = self.active.get(e.message.interaction_id)
         if w is None or w.ix.first_response_at is not None:
@@ -1257,7 +1315,8 @@ class Router:
     def _on_abandoned(self, e: ev.Abandoned) -> None:
         w = self.active[e.interaction_id]
         self._release_offers(w)
-        _today(w.queue, e.at, self).on_abandoned(self._wait(w, e.at))
+        if w.ix.direction is not OUTBOUND:  # an outbound one transferred to a queue
+            _today(w.queue, e.at, self).on_abandoned(self._wait(w, e.at))
         self._end(w, ABANDONED, e.at)
 
     def _on_completed(self, e: ev.Completed) -> None:
@@ -1265,20 +1324,27 @@ class Router:
         agent = self.agents[e.agent_id]
         w.ix.state = WRAP_UP
         w.ix.ended_at = e.wrap_up_until
+        if e.outcome is not None:
+            w.ix.outcome = e.outcome
         agent.talk_time += e.at - w.assigned_at
         self._rekey(agent)  # talk time is part of some strategies' keys
         self._at(e.wrap_up_until, self._wrap_timer, (w, e.wrap_up_until), w.queue.lanes.wrap)
 
     def _on_wrap_up_ended(self, e: ev.WrapUpEnded) -> None:
         w = self.active[e.interaction_id]
-        _today(w.queue, e.at, self).on_completed(e.at - w.assigned_at)
+        stats = _today(w.queue, e.at, self)
+        if w.ix.direction is OUTBOUND:
+            stats.on_outbound_completed(e.at - w.assigned_at, w.ix.outcome)
+        else:
+            stats.on_completed(e.at - w.assigned_at)
         self._leave_agent(w, e.at)
         self._end(w, COMPLETED, e.at)
 
     def _on_closed(self, e: ev.Closed) -> None:
         w = self.active[e.interaction_id]
         self._release_offers(w)
-        _today(w.queue, e.at, self).closed += 1
+        if w.ix.direction is not OUTBOUND:
+            _today(w.queue, e.at, self).closed += 1
         self._end(w, CLOSED, e.at)
 
     def _on_callback_requested(self, e: ev.CallbackRequested) -> None:
@@ -1494,6 +1560,25 @@ class Router:
             wanted = " or ".join(s.value for s in states)
             raise RouterError(f'interaction "{interaction_id}" is {w.ix.state.value}, not {wanted}')
         return w
+
+    def _queue_of(self, interaction: Interaction, where: str) -> QueueRuntime:
+        """The queue a new interaction names, which must take its channel; and its id
+        must be new."""
+        queue = self.queues.get(interaction.queue)
+        if queue is None:
+            raise RouterError(
+                f'{where}: unknown queue "{interaction.queue}"; '
+                f"queues: {', '.join(sorted(self.queues))}"
+            )
+        allowed = queue.config.channels
+        if allowed is not None and interaction.channel not in allowed:
+            raise RouterError(
+                f'{where}: queue "{queue.name}" does not take '
+                f'channel "{interaction.channel}" (it takes {", ".join(allowed)})'
+            )
+        if interaction.id in self.active:
+            raise RouterError(f'interaction "{interaction.id}" is already in the router')
+        return queue
 
     def _agent(self, agent_id: str) -> AgentStatus:
         agent = self.agents.get(agent_id)
@@ -1813,6 +1898,23 @@ def msgspec_copy(ix: Interaction) -> Interaction:
 
 def _nothing(event: ev.Event) -> None:
     return None
+
+
+def _no_room(agent: AgentStatus, channel: str) -> str:
+    """Why the agent cannot hold one more interaction on `channel` whatever their
+    presence (`AgentStatus.can_take` without the presence), or "" if they can."""
+    capacity = agent.config.capacity.get(channel, 0)
+    if capacity == 0:
+        return f"they do not take {channel}"
+    load = agent.load.get(channel, 0)
+    if load >= capacity:
+        return f"{load} of {capacity} {channel} already (offers included)"
+    if channel in agent.exclusive and agent.total_load:
+        busy = ", ".join(f"{c} {n}" for c, n in sorted(agent.load.items()) if n)
+        return f"{channel} takes them whole and they hold other work or offers ({busy})"
+    if agent.exclusive_load:
+        return "they are on an exclusive channel (a call)"
+    return ""
 
 
 def _references(queue: Queue) -> set[str]:

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 #: Bumped whenever the layout below changes: an older snapshot is then refused.
 #: 2: each queue's config, as the admin API may have changed it since start-up.
 #: 3: spent timers (answered offers' time-outs, answered contacts' SLA) left out.
-FORMAT = 3
+#: 4: outbound counters in each queue's KPIs; interactions' `address` and `outcome`.
+FORMAT = 4
 
 # ---------------------------------------------------------------------- layout
 

@@ -44,6 +44,8 @@ class LegRole(enum.StrEnum):
     CUSTOMER = "customer"  # the callback leg
     SNOOP = "snoop"
     SUPERVISOR = "supervisor"
+    DIALER = "dialer"  # an agent's phone ringing for their outbound call (outbound.py)
+    CALLED = "called"  # the customer's phone an outbound call rings
 
 
 class Leg:
@@ -82,6 +84,7 @@ class Call:
         "monitors",
         "number",
         "offers",
+        "outcome",
         "playing",
         "queue",
         "recording",
@@ -107,6 +110,8 @@ class Call:
         #: that a transfer clicked as the bridge is built waits for it to be built.
         self.lock = anyio.Lock()
         self.skills: dict[str, int] = {}
+        #: How the call ended, for `Completed.outcome` ("answered", "no-answer"...).
+        self.outcome: str | None = None
 
 
 def interaction_id_of(caller_channel_id: str) -> str:

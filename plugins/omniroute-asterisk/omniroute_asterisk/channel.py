@@ -34,6 +34,7 @@ from .calls import (
     interaction_id_of,
     offer_of_channel,
 )
+from .outbound import OUTBOUND_PREFIX, Outbound, dial_errors
 from .settings import AsteriskSettings, Number
 
 __all__ = ["CallError", "VoiceChannel"]
@@ -80,6 +81,7 @@ class VoiceChannel:
         self._digits: dict[str, anyio.abc.ObjectSendStream[str]] = {}  # IVR key presses
         self._tg: anyio.abc.TaskGroup | None = None
         self._monitors = 0  # monitor sessions started, for unique channel ids
+        self.outbound = Outbound(self)  # agents' click-to-call (outbound.py)
         #: Offer id -> (time of the Offered event, time the phone rang), on the app's
         #: clock: what `python -m bench voice` reports as offer-to-ring.
         self.ring_times: dict[str, tuple[float, float | None]] = {}
@@ -138,8 +140,12 @@ class VoiceChannel:
                 await self._customer_answered(leg)
             elif leg.role in (LegRole.SUPERVISOR, LegRole.SNOOP):
                 await self._join_monitor(leg)
+            elif leg.role in (LegRole.DIALER, LegRole.CALLED):
+                await self.outbound.answered(leg)
             return
-        if channel.id.startswith(CALLBACK_PREFIX) or offer_of_channel(channel.id):
+        if channel.id.startswith((CALLBACK_PREFIX, OUTBOUND_PREFIX)) or offer_of_channel(
+            channel.id
+        ):
             await self._hangup(channel.id)  # a leg of a call that is over
             return
         if event.args and event.args[0] in ("snoop", "monitor"):
@@ -182,6 +188,9 @@ class VoiceChannel:
         if leg is None:
             return
         call = leg.call
+        if leg.role in (LegRole.DIALER, LegRole.CALLED):
+            await self.outbound.gone(leg, cause)
+            return
         if leg.role is LegRole.AGENT and not leg.answered:
             ringing = leg.offer_id is not None and call.offers.pop(leg.offer_id, None)
             if ringing and not leg.hung_up and cause in DECLINED_CAUSES and self._offered(call):
@@ -387,7 +396,9 @@ class VoiceChannel:
                     logger.warning("handling %s: %s", type(event).__name__, exc)
 
     async def _on_router(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Offered):
+        if isinstance(event, ev.OutboundStarted):
+            self._spawn(self.outbound.start, event)
+        elif isinstance(event, ev.Offered):
             call = self.calls.get(event.interaction_id)
             if call is not None:  # rung at once, not after the events queued behind it
                 self._spawn(self._ring, call, event)
@@ -542,7 +553,7 @@ class VoiceChannel:
             except RouterError:
                 ix = None
             if ix is not None and ix.state is InteractionState.ASSIGNED:
-                await self.app.complete(call.interaction_id, agent.who)
+                await self.app.complete(call.interaction_id, agent.who, call.outcome)
         await self._end_call(call)
 
     async def _end_call(self, call: Call) -> None:
@@ -783,6 +794,7 @@ class VoiceChannel:
                 await self._adopt(channel, ix, live)
             elif offer_of_channel(channel.id) is None and not channel.id.startswith("omni-"):
                 self._spawn(self._inbound, channel)  # its StasisStart was missed
+        await self.outbound.adopt(live)
         for channel in channels:
             orphan = channel.id not in self.legs and channel.id.startswith("omni-")
             if orphan and not self._adopt_ringing(channel):
@@ -899,7 +911,7 @@ def _config_errors(settings: AsteriskSettings, queues: set[str], agents: set[str
     ]
     if not settings.numbers:
         errors.append(f'{where}.numbers: name at least one number (or "default") and its queue')
-    return errors
+    return errors + dial_errors(settings)
 
 
 def _in_app(channel: ari.Channel, app: str) -> bool:
