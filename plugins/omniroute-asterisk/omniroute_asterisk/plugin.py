@@ -1,6 +1,6 @@
 """The hook implementations: the `asterisk` channel, its `[plugins.asterisk]` section,
-call-control routes for agents (hold) and supervisors (listen, whisper, barge), and the
-recordings' downloads."""
+call-control routes for agents (hold, consultative transfer, conference) and supervisors
+(listen, whisper, barge), and the recordings' downloads."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ def omniroute_web_routes() -> Iterator[RouteSpec]:
         methods=("POST",),
         role="supervisor",
     )
+    yield from _consult_routes()
 
 
 class MonitorBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -74,12 +75,8 @@ async def _control(request: Request, action: str, body: MonitorBody | None = Non
     if channel is None:
         return JSONResponse({"error": "voice is not enabled ([plugins.asterisk])"}, 503)
     interaction_id = request.path_params["interaction_id"]
-    principal = getattr(request.state, "principal", None)
-    if action != "monitor" and principal is not None and not principal.has(Role.SUPERVISOR):
-        call = channel.calls.get(interaction_id)
-        agent = call.agent.who if call is not None and call.agent is not None else None
-        if agent != principal.id:  # an agent holds only their own calls
-            return JSONResponse({"error": f'"{interaction_id}" is not your call'}, 403)
+    if action != "monitor" and (refused := _not_theirs(request, channel)) is not None:
+        return refused
     try:
         if action == "hold":
             await channel.hold(interaction_id)
@@ -94,6 +91,20 @@ async def _control(request: Request, action: str, body: MonitorBody | None = Non
     except AriError as exc:
         return JSONResponse({"error": str(exc)}, 502)
     return Response(status_code=204)
+
+
+def _not_theirs(request: Request, channel: VoiceChannel) -> Response | None:
+    """A 403 unless the caller is a supervisor or the agent on the call: an agent
+    controls only their own calls."""
+    interaction_id = request.path_params["interaction_id"]
+    principal = getattr(request.state, "principal", None)
+    if principal is None or principal.has(Role.SUPERVISOR):
+        return None
+    call = channel.calls.get(interaction_id)
+    agent = call.agent.who if call is not None and call.agent is not None else None
+    if agent != principal.id:
+        return JSONResponse({"error": f'"{interaction_id}" is not your call'}, 403)
+    return None
 
 
 _RECORDING = re.compile(r"^(omni|voicemail)-(voice-[A-Za-z0-9._-]+)\.wav$")
@@ -138,3 +149,101 @@ async def _monitor(request: Request) -> Response:
     except msgspec.DecodeError as exc:
         return JSONResponse({"error": str(exc)}, 422)
     return await _control(request, "monitor", body)
+
+
+# ---------------------------------------------------------------- consult and conference
+
+
+class ConsultBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Whom to consult: a colleague by agent id, or who the router picks for a queue."""
+
+    agent: str | None = None
+    queue: str | None = None
+
+
+class ConferenceBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Who joins: a colleague's phone (agent id) or an outside number."""
+
+    agent: str | None = None
+    number: str | None = None
+
+
+class DropBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The conference party to let go: the channel `conference` answered with."""
+
+    channel: str
+
+
+def _consult_routes() -> Iterator[RouteSpec]:
+    base = "/voice/calls/{interaction_id}"
+    yield RouteSpec(path=f"{base}/consult", endpoint=_consult, methods=("GET", "POST"))
+    yield RouteSpec(path=f"{base}/consult/complete", endpoint=_consult_end, methods=("POST",))
+    yield RouteSpec(path=f"{base}/consult/cancel", endpoint=_consult_end, methods=("POST",))
+    yield RouteSpec(path=f"{base}/conference", endpoint=_conference, methods=("POST",))
+    yield RouteSpec(path=f"{base}/conference/drop", endpoint=_conference, methods=("POST",))
+
+
+async def _call_control(request: Request, body_type: type[Any] | None, run: Any) -> Response:
+    """Decode the body, check who asks, run the call control, map its errors."""
+    channel = _channel(request)
+    if channel is None:
+        return JSONResponse({"error": "voice is not enabled ([plugins.asterisk])"}, 503)
+    body = None
+    if body_type is not None:
+        try:
+            body = msgspec.json.decode(await request.body() or b"{}", type=body_type)
+        except msgspec.DecodeError as exc:
+            return JSONResponse({"error": str(exc)}, 422)
+    if (refused := _not_theirs(request, channel)) is not None:
+        return refused
+    try:
+        result = await run(channel, request.path_params["interaction_id"], body)
+    except (CallError, RouterError) as exc:
+        return JSONResponse({"error": str(exc)}, 409)
+    except AriError as exc:
+        return JSONResponse({"error": str(exc)}, 502)
+    return Response(status_code=204) if result is None else JSONResponse(result)
+
+
+async def _consult(request: Request) -> Response:
+    """POST starts a consultation (the caller is held); GET says where it stands."""
+    if request.method == "GET":
+
+        async def status(channel: VoiceChannel, ix: str, _: None) -> dict[str, str]:
+            found = channel.consults.status.get(ix)
+            if found is None:
+                raise CallError(f'"{ix}" has had no consultation')
+            return found
+
+        return await _call_control(request, None, status)
+
+    async def start(channel: VoiceChannel, ix: str, body: ConsultBody) -> dict[str, str]:
+        return await channel.consults.consult(ix, agent=body.agent, queue=body.queue)
+
+    return await _call_control(request, ConsultBody, start)
+
+
+async def _consult_end(request: Request) -> Response:
+    complete = request.url.path.endswith("/complete")
+
+    async def end(channel: VoiceChannel, ix: str, _: None) -> dict[str, str] | None:
+        if complete:
+            return await channel.consults.complete(ix)
+        await channel.consults.cancel(ix)
+        return None
+
+    return await _call_control(request, None, end)
+
+
+async def _conference(request: Request) -> Response:
+    if request.url.path.endswith("/drop"):
+
+        async def drop(channel: VoiceChannel, ix: str, body: DropBody) -> None:
+            await channel.consults.drop(ix, body.channel)
+
+        return await _call_control(request, DropBody, drop)
+
+    async def add(channel: VoiceChannel, ix: str, body: ConferenceBody) -> dict[str, str]:
+        return await channel.consults.conference(ix, agent=body.agent, number=body.number)
+
+    return await _call_control(request, ConferenceBody, add)
