@@ -870,13 +870,13 @@ class VoiceChannel:
             agent = next(
                 (c for c in live if (o := offer_of_channel(c)) and o[1] == ix.id),
                 None,
-            )
+            ) or self.consults.handed_over_leg(ix.id, ix.agent, live)
             if agent is not None:
                 leg = Leg(call, agent, LegRole.AGENT, ix.agent)
                 leg.answered = True
                 call.agent = leg
-                call.state = CallState.TALKING
                 call.bridge = f"omni-{ix.id}"
+                call.state = await self._talking_or_held(call)
                 self.legs[agent] = leg
                 return
             call.state = CallState.TALKING
@@ -884,6 +884,21 @@ class VoiceChannel:
             return
         call.state = CallState.ENDED
         await self._end_call(call)
+
+    async def _talking_or_held(self, call: Call) -> CallState:
+        """An adopted call in progress whose caller is out of the bridge was on hold (or
+        in a consultation, whose leg is gone now): held, so the agent can take them back."""
+        assert call.bridge is not None and call.caller is not None
+        try:
+            bridge = await self.ari.get(path("bridges", call.bridge))
+        except AriError as exc:
+            if isinstance(exc, AriUnavailable):
+                raise
+            return CallState.TALKING
+        if not isinstance(bridge, dict):
+            return CallState.TALKING
+        inside = call.caller.channel_id in bridge.get("channels", ())
+        return CallState.TALKING if inside else CallState.HELD
 
     # ------------------------------------------------------------------ helpers
 

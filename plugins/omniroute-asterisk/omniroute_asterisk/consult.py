@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from omniroute.app import RouterError
@@ -49,7 +50,9 @@ class Consults:
 
     def __init__(self, voice: VoiceChannel) -> None:
         self.voice = voice
-        self._count = 0  # legs placed so far, for unique channel ids
+        # Legs placed so far, for unique channel ids; from the clock, so that a leg
+        # placed after a restart never takes the id of one adopted from before it.
+        self._count = int(voice.app.clock.now() * 1000)
         #: Interaction id -> where its last consultation stands (for the agent's view).
         self.status: dict[str, dict[str, str]] = {}
 
@@ -296,6 +299,23 @@ class Consults:
             call.agent = None
             await voice.app.complete(call.interaction_id, agent.who)
         await self._note(call, "agent left", agent, kind="conference")
+
+    # ------------------------------------------------------------------ re-adopting
+
+    def handed_over_leg(
+        self, interaction_id: str, agent: str, live: Mapping[str, Any]
+    ) -> str | None:
+        """After a restart: the leg of the colleague `agent` a call was handed over to
+        (their phone's channel, now the call's agent leg), among the channels still in
+        Asterisk (id -> ari.Channel)."""
+        endpoint = self.voice.settings.agents.get(agent)
+        suffix = f"-{interaction_id}"
+        for channel_id, channel in live.items():
+            if not (channel_id.startswith(CONSULT_PREFIX) and channel_id.endswith(suffix)):
+                continue
+            if endpoint is not None and channel.name.startswith(f"{endpoint}-"):
+                return str(channel_id)
+        return None
 
     # ------------------------------------------------------------------ helpers
 

@@ -11,10 +11,12 @@ from fake_ari import FakeAri, recorded
 from omniroute_asterisk import channel as channel_module
 from omniroute_asterisk.calls import CallError, CallState
 from omniroute_asterisk.channel import VoiceChannel
-from test_voice_fake import of, replay, running, until
+from test_voice_fake import config, of, replay, running, until
+from voicekit import build
 
 from omniroute import events as ev
 from omniroute.app import App, RouterError
+from omniroute.store import MemoryStore
 
 pytestmark = pytest.mark.anyio
 
@@ -292,3 +294,58 @@ async def test_the_expected_wait_is_said_in_minutes_rounded_up(monkeypatch) -> N
         ]
         monkeypatch.setattr(channel_module, "estimate", lambda router, ix: None)
         assert voice._expected_wait(call) == []
+
+
+async def test_after_a_restart_a_handed_over_call_stays_with_the_colleague() -> None:
+    store = MemoryStore(encode=True)
+    async with FakeAri().serving() as fake:
+        first = build(config(fake), store)
+        async with first.running():
+            await until(lambda: fake.connections == 1)
+            await first.set_presence("ana", "ready")
+            await first.set_presence("bob", "ready")
+            call = await Call(first, fake).talking()
+            leg = (await call.voice.consults.consult(call.ix, agent="bob"))["channel"]
+            await call.answers(leg)
+            await until(lambda: call.added(leg))
+            await call.voice.consults.complete(call.ix)
+        caller = call.events[0]["channel"]
+        bobs = {**call.event("StasisStart", leg)["channel"], "name": "PJSIP/bob-00000009"}
+        fake.channels = [caller, bobs]
+        fake.respond("GET", f"bridges/{call.bridge}", 200, {"channels": [call.caller, leg]})
+        second = build(config(fake), store)
+        async with second.running():
+            await fake.wait_connections(2)
+            voice = second.channels["asterisk"]
+            assert isinstance(voice, VoiceChannel)
+            await until(lambda: voice.ari.connected.is_set())
+            adopted = voice.calls[call.ix]
+            assert adopted.agent is not None and adopted.agent.channel_id == leg
+            assert adopted.agent.who == "bob" and adopted.state is CallState.TALKING
+            assert not deleted(fake, f"channels/{leg}")
+
+
+async def test_after_a_restart_a_held_caller_can_be_taken_back() -> None:
+    store = MemoryStore(encode=True)
+    async with FakeAri().serving() as fake:
+        first = build(config(fake), store)
+        async with first.running():
+            await until(lambda: fake.connections == 1)
+            await first.set_presence("ana", "ready")
+            call = await Call(first, fake).talking()
+            await call.voice.hold(call.ix)
+        fake.channels = [
+            call.events[0]["channel"],
+            call.event("StasisStart", call.agent)["channel"],
+        ]
+        fake.respond("GET", f"bridges/{call.bridge}", 200, {"channels": [call.agent]})
+        second = build(config(fake), store)
+        async with second.running():
+            await fake.wait_connections(2)
+            voice = second.channels["asterisk"]
+            assert isinstance(voice, VoiceChannel)
+            await until(lambda: voice.ari.connected.is_set())
+            assert voice.calls[call.ix].state is CallState.HELD
+            before = len(fake.seen("POST", f"bridges/{call.bridge}/addChannel"))
+            await voice.unhold(call.ix)
+            assert len(fake.seen("POST", f"bridges/{call.bridge}/addChannel")) == before + 1
