@@ -223,7 +223,7 @@ class Consults:
         wanted = (
             call.consult is leg and call.state is CallState.CONSULTING
             if leg.role is LegRole.CONSULT
-            else leg in call.guests and call.state is CallState.TALKING
+            else leg in call.guests and call.state in (CallState.TALKING, CallState.HELD)
         )
         if not wanted or call.bridge is None:
             leg.hung_up = True
