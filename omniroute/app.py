@@ -518,6 +518,14 @@ class App:
             agent_id=agent_id,
         )
 
+    async def hand_over(
+        self, interaction_id: str, to_agent: str, agent_id: str | None = None
+    ) -> Interaction:
+        """Complete a consultative transfer (see `Router.hand_over`)."""
+        return _snapshot(
+            await self._command(self.router.hand_over, interaction_id, to_agent, agent_id)
+        )
+
     async def requeue(self, interaction_id: str, reason: str = "requeued") -> None:
         await self._command(self.router.requeue, interaction_id, reason)
 

@@ -68,6 +68,7 @@ COMMANDS = (
     "end_wrap_up",
     "abandon",
     "transfer",
+    "hand_over",
     "requeue",
     "assign",
     "request_callback",

@@ -448,3 +448,21 @@ def test_a_node_from_the_store_section() -> None:
     assert (made.store.dsn, made.store.schema, made.name, made.lead) == (DSN, "cc", "n1", False)
     with pytest.raises(ConfigError, match='backend = "postgres"'):
         Node.from_config(from_dict(CONFIG))
+
+
+async def test_a_hand_over_is_forwarded_like_any_command(pair: tuple[Node, Node]) -> None:
+    """A consultative transfer completed on a follower (`App.hand_over`) runs on the
+    leader, once, and the follower's replica has it when it returns."""
+    leader, front = pair
+    await front.app.submit(chat(1))
+    await front.app.set_presence("a1", "ready")
+    assert leader.app is not None
+    offered = [e async for _, e in leader.store.read() if isinstance(e, ev.Offered)]
+    await front.app.accept(offered[0].offer_id, "a1")
+    with pytest.raises(RouterError, match='"a2" cannot take a chat'):
+        await front.app.hand_over("i1", "a2", "a1")  # a2 is offline
+    await front.app.set_presence("a2", "ready")
+    moved = await front.app.hand_over("i1", "a2", "a1")
+    assert moved.agent == "a2" and moved.state is InteractionState.ASSIGNED
+    assert front.app.router.agent("a1").work == set()
+    assert leader.app.router.interaction("i1").agent == "a2"

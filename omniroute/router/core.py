@@ -17,7 +17,7 @@ import heapq
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -371,6 +371,40 @@ class Router:
         self._match(w, "transfer")
         self._settle()
 
+    def hand_over(
+        self, interaction_id: str, to_agent: str, agent_id: str | None = None
+    ) -> Interaction:
+        """Complete a consultative transfer: the colleague the agent consulted, already on
+        the line, takes the interaction at once (no offer), if they have room for it now.
+
+        One command, two events of a blind transfer and a direct assignment (Transferred,
+        then Assigned), so the interaction is never held by both nor left unassigned."""
+        self._tick()
+        w = self._get(interaction_id, ASSIGNED)
+        agent = self._agent_of(w, agent_id)
+        target = self.agents.get(to_agent)
+        if target is None:
+            raise RouterError(f'hand-over of "{w.id}": unknown agent "{to_agent}"')
+        if target is agent:
+            raise RouterError(f'hand-over of "{w.id}": "{to_agent}" already has it')
+        if not target.can_take(w.ix.channel):
+            raise RouterError(
+                f'hand-over of "{w.id}": agent "{to_agent}" cannot take a {w.ix.channel} '
+                f"interaction now ({target.activity}, load {target.load})"
+            )
+        self._emit(
+            ev.Transferred(
+                at=self.now,
+                interaction_id=w.id,
+                from_agent=agent.id,
+                to_agent=to_agent,
+                to_queue=None,
+            )
+        )
+        self._emit(ev.Assigned(at=self.now, interaction_id=w.id, agent_id=to_agent))
+        self._settle()
+        return w.ix
+
     def requeue(self, interaction_id: str, reason: str = "requeued") -> None:
         """Put an assigned interaction back in line at its original place."""
         self._tick()
@@ -653,6 +687,38 @@ class Router:
             for o in w.queue.waiting.values()
             if o.ix.state is WAITING and (o.order_key, o.seq) < mine
         )
+
+    def pick(
+        self,
+        queue: str,
+        channel: str,
+        skills: Mapping[str, int] | None = None,
+        excluded: Collection[str] = (),
+    ) -> str | None:
+        """The agent the queue's strategy would offer a new contact to now (None if no
+        one can take it): for a consultation, which is not itself routed. Agents are
+        ranked as `_match` ranks them (skill group, then the strategy's key); a ring-all
+        or scanning strategy takes the first free agent in configuration order."""
+        runtime = self.queues.get(queue)
+        if runtime is None:
+            raise RouterError(f'unknown queue "{queue}"')
+        requirement = {**runtime.config.skills, **(skills or {})}
+        strategy = runtime.strategy
+        best: tuple[Any, AgentStatus] | None = None
+        for agent in self.agents.values():
+            profile = agent.profile
+            if agent.id in excluded or profile is None or not agent.can_take(channel):
+                continue
+            if not profile.qualifies(queue, requirement):
+                continue
+            if strategy.ring_all or strategy.scan:
+                key: Any = agent.ordinal
+            else:
+                group = strategy.group_key(profile.skills, requirement)
+                key = (group, strategy.agent_key(agent), agent.ordinal)
+            if best is None or key < best[0]:
+                best = (key, agent)
+        return best[1].id if best is not None else None
 
     def queue_stats(self, queue: str) -> QueueKpis:
         """Today's KPIs of a queue (live service level, ASA, abandon rate...)."""

@@ -1,6 +1,6 @@
 """The hook implementations: the `asterisk` channel, its `[plugins.asterisk]` section,
-call-control routes for agents (hold) and supervisors (listen, whisper, barge), and the
-recordings' downloads.
+call-control routes for agents (hold, consultative transfer, conference) and supervisors
+(listen, whisper, barge), and the recordings' downloads.
 
 Call control acts on the live calls of the channel, which runs on the routing leader
 only: each route asks for a channel action (`app.channel_call`), which any node relays
@@ -39,7 +39,17 @@ def omniroute_channels() -> Iterator[ChannelSpec]:
         # drives Asterisk (a second consumer would answer every call twice).
         leader_only=True,
         # Call control, run on the leader's channel whichever node took the request.
-        actions={"hold": hold_call, "unhold": unhold_call, "monitor": monitor_call},
+        actions={
+            "hold": hold_call,
+            "unhold": unhold_call,
+            "monitor": monitor_call,
+            "consult": consult_call,
+            "consult_status": consult_status,
+            "consult_complete": consult_complete,
+            "consult_cancel": consult_cancel,
+            "conference": conference_call,
+            "conference_drop": conference_drop,
+        },
     )
 
 
@@ -61,6 +71,7 @@ def omniroute_web_routes() -> Iterator[RouteSpec]:
         methods=("POST",),
         role="supervisor",
     )
+    yield from _consult_routes()
 
 
 class MonitorBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -178,3 +189,137 @@ async def _monitor(request: Request) -> Response:
     except msgspec.DecodeError as exc:
         return JSONResponse({"error": str(exc)}, 422)
     return await _control(request, "monitor", body)
+
+
+# ---------------------------------------------------------------- consult and conference
+
+
+class ConsultBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Whom to consult: a colleague by agent id, or who the router picks for a queue."""
+
+    agent: str | None = None
+    queue: str | None = None
+
+
+class ConferenceBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Who joins: a colleague's phone (agent id) or an outside number."""
+
+    agent: str | None = None
+    number: str | None = None
+
+
+class DropBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The conference party to let go: the channel `conference` answered with."""
+
+    channel: str
+
+
+def _consult_routes() -> Iterator[RouteSpec]:
+    base = "/voice/calls/{interaction_id}"
+    yield RouteSpec(path=f"{base}/consult", endpoint=_consult, methods=("GET", "POST"))
+    yield RouteSpec(path=f"{base}/consult/complete", endpoint=_consult_end, methods=("POST",))
+    yield RouteSpec(path=f"{base}/consult/cancel", endpoint=_consult_end, methods=("POST",))
+    yield RouteSpec(path=f"{base}/conference", endpoint=_conference, methods=("POST",))
+    yield RouteSpec(path=f"{base}/conference/drop", endpoint=_conference, methods=("POST",))
+
+
+async def _call_control(request: Request, action: str, body_type: type[Any] | None) -> Response:
+    """Decode the body into the action's payload, with the interaction and (for an
+    agent) who asks, and run the action on the leader's channel: 204, or its answer."""
+    if _channel(request) is None:
+        return JSONResponse({"error": "voice is not enabled ([plugins.asterisk])"}, 503)
+    payload: dict[str, Any] = {}
+    if body_type is not None:
+        try:
+            body = msgspec.json.decode(await request.body() or b"{}", type=body_type)
+        except msgspec.DecodeError as exc:
+            return JSONResponse({"error": str(exc)}, 422)
+        payload = msgspec.structs.asdict(body)
+    payload["interaction_id"] = request.path_params["interaction_id"]
+    principal = getattr(request.state, "principal", None)
+    if principal is not None and not principal.has(Role.SUPERVISOR):
+        payload["caller"] = principal.id  # an agent controls only their own calls
+    answer = await request.scope["app"].state.omniroute.channel_call("asterisk", action, payload)
+    return Response(status_code=204) if answer is None else JSONResponse(answer)
+
+
+async def _consult(request: Request) -> Response:
+    """POST starts a consultation (the caller is held); GET says where it stands."""
+    if request.method == "GET":
+        return await _call_control(request, "consult_status", None)
+    return await _call_control(request, "consult", ConsultBody)
+
+
+async def _consult_end(request: Request) -> Response:
+    complete = request.url.path.endswith("/complete")
+    return await _call_control(request, "consult_complete" if complete else "consult_cancel", None)
+
+
+async def _conference(request: Request) -> Response:
+    if request.url.path.endswith("/drop"):
+        return await _call_control(request, "conference_drop", DropBody)
+    return await _call_control(request, "conference", ConferenceBody)
+
+
+async def consult_call(
+    voice: VoiceChannel,
+    *,
+    interaction_id: str,
+    agent: str | None = None,
+    queue: str | None = None,
+    caller: str | None = None,
+) -> dict[str, str]:
+    """Hold the caller and ring a colleague (`agent`) or whom `queue` would get."""
+    _check_agent(voice, interaction_id, caller)
+    with _refusals():
+        return await voice.consults.consult(interaction_id, agent=agent, queue=queue)
+
+
+async def consult_status(
+    voice: VoiceChannel, *, interaction_id: str, caller: str | None = None
+) -> dict[str, str]:
+    _check_agent(voice, interaction_id, caller)
+    found = voice.consults.status.get(interaction_id)
+    if found is None:
+        raise ActionError(f'"{interaction_id}" has had no consultation', 409)
+    return found
+
+
+async def consult_complete(
+    voice: VoiceChannel, *, interaction_id: str, caller: str | None = None
+) -> dict[str, str]:
+    """Hand the caller over to the consulted colleague."""
+    _check_agent(voice, interaction_id, caller)
+    with _refusals():
+        return await voice.consults.complete(interaction_id)
+
+
+async def consult_cancel(
+    voice: VoiceChannel, *, interaction_id: str, caller: str | None = None
+) -> None:
+    """End the consultation; the caller comes back to the agent."""
+    _check_agent(voice, interaction_id, caller)
+    with _refusals():
+        await voice.consults.cancel(interaction_id)
+
+
+async def conference_call(
+    voice: VoiceChannel,
+    *,
+    interaction_id: str,
+    agent: str | None = None,
+    number: str | None = None,
+    caller: str | None = None,
+) -> dict[str, str]:
+    """Add a colleague's phone or an outside number to the call."""
+    _check_agent(voice, interaction_id, caller)
+    with _refusals():
+        return await voice.consults.conference(interaction_id, agent=agent, number=number)
+
+
+async def conference_drop(
+    voice: VoiceChannel, *, interaction_id: str, channel: str, caller: str | None = None
+) -> None:
+    _check_agent(voice, interaction_id, caller)
+    with _refusals():
+        await voice.consults.drop(interaction_id, channel)

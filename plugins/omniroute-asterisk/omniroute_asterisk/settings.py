@@ -3,7 +3,7 @@ each dialled number does, and which queues are recorded."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -92,6 +92,26 @@ class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, 
         "number:{ahead}",
         "sound:queue-callswaiting",
     )
+    #: Said after the place in line when there is an honest estimate of the wait
+    #: (omniroute.wait): "{minutes}" is it in whole minutes, rounded up; under a minute
+    #: `announce_wait_short` is said instead. Empty turns the expected wait off.
+    announce_wait: tuple[str, ...] = (
+        "sound:queue-holdtime",
+        "number:{minutes}",
+        "sound:queue-minutes",
+    )
+    announce_wait_short: tuple[str, ...] = (
+        "sound:queue-holdtime",
+        "sound:queue-less-than",
+        "number:1",
+        "sound:queue-minute",
+    )
+    #: Seconds a consultation's or a conference's third party's phone rings.
+    consult_ring: Annotated[int, msgspec.Meta(gt=0)] = 20
+    #: When the agent hangs up in a conference: "end" hangs up everyone (the call is
+    #: over), "stay" lets the customer and the third party talk on (the agent's
+    #: interaction completes at once either way; the customer leaving always ends it).
+    conference_agent_hangup: Literal["end", "stay"] = "end"
     callback_prompt: tuple[str, ...] = (
         "sound:queue-periodic-announce",
         "sound:vm-press",
