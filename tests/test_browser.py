@@ -9,7 +9,6 @@ ones in docs/ come from here).
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import zlib
 from collections.abc import AsyncIterator
@@ -26,21 +25,12 @@ from omniroute.model import Customer, Identity, Interaction, Message
 from omniroute.plugins import PluginHost
 from omniroute.specs import RouteSpec
 from omniroute.store import MemoryStore
-from omniroute.testing import serving
+from omniroute.testing import chromium, log_in, serving
 
 playwright_api = pytest.importorskip("playwright.async_api")
 plugin = pytest.importorskip("omniroute_webchat.plugin")
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which(CHROMIUM) is None,
-        reason=f"{CHROMIUM} is missing: run scripts/install-browser (tox does) as root",
-    ),
-]
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 TIMEOUT = 10_000  # ms, for every wait
 
 
@@ -68,23 +58,12 @@ async def url() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        await browser.close()
+    async with chromium() as running:
+        yield running
 
 
 async def login(browser: Any, url: str, user: str, landing: str) -> Any:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    await page.goto(f"{url}/{landing}")
-    await page.wait_for_url("**/login**")  # no session yet: the page sends us to log in
-    await page.fill("input[name=user]", user)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"**/{landing}")
-    return page
+    return await log_in(browser, url, user, PASSWORD, landing)
 
 
 async def test_chat_from_widget_to_inbox_to_wallboard(browser: Any, url: str) -> None:
