@@ -28,6 +28,7 @@ from .specs import (
     AwardSpec,
     ChannelSpec,
     ConfigSpec,
+    ControlSpec,
     QueueSelectorSpec,
     ReportSpec,
     RouteSpec,
@@ -65,6 +66,12 @@ def omniroute_config_sections() -> Iterable[ConfigSpec]:
 @hookspec
 def omniroute_web_routes() -> Iterable[RouteSpec]:
     """Extra HTTP or WebSocket routes to mount in the web app."""
+
+
+@hookspec
+def omniroute_controls() -> Iterable[ControlSpec]:
+    """Buttons the inbox and the wallboard show on a channel's live interactions (hold a
+    call, listen to it...), each sending a request to one of this plugin's routes."""
 
 
 @hookspec
@@ -174,6 +181,7 @@ __all__ = [
     "AwardSpec",
     "ChannelSpec",
     "ConfigSpec",
+    "ControlSpec",
     "Customer",
     "QueueSelectorSpec",
     "ReportSpec",

@@ -19,6 +19,7 @@ import msgspec
 from .. import events as ev
 from ..app import DeliveryError
 from ..config import ConfigError, convert
+from ..controls import for_role
 from ..conversations import Contact
 from ..model import (
     TERMINAL_STATES,
@@ -31,6 +32,7 @@ from ..model import (
     Queue,
 )
 from ..router.core import RouterError
+from ..specs import ControlSpec
 from .auth import SESSION_REVOKED, Principal, TooManyAttempts
 from .settings import Role
 from .views import (
@@ -163,6 +165,13 @@ async def me(call: Call) -> SessionView:
     """Who this session belongs to."""
     user = call.me.user
     return SessionView(user=user.id, role=user.role, name=user.name)
+
+
+@endpoint("GET", "/api/controls", Role.AGENT, returns=list[ControlSpec])
+async def controls(call: Call) -> list[ControlSpec]:
+    """The buttons channel plugins put on live interactions (hold, consult, listen...)
+    that the caller's role may use: the pages draw them (docs/plugins.md, "Controls")."""
+    return for_role(call.app.host.controls(), call.me.role.value, call.app.channels)
 
 
 # ------------------------------------------------------------------ agents' inbox

@@ -51,6 +51,7 @@ class JSONResponse(Response):
 def create_asgi_app(app: App, server: Server) -> Starlette:
     """The web app of one running `App`, configured by `[server]`."""
     auth = Auth(server)
+    app.host.controls()  # a malformed control is refused now, not when a page asks
     routes: list[BaseRoute] = [_route(app, auth, server, e) for e in _by_path(ENDPOINTS)]
     hub = EventHub(app)
     auth.on_logout(hub.close_session)
