@@ -1,6 +1,7 @@
 """The hook implementations: the `asterisk` channel, its `[plugins.asterisk]` section,
 call-control routes for agents (hold, consultative transfer, conference) and supervisors
-(listen, whisper, barge), and the recordings' downloads.
+(listen, whisper, barge) with the buttons the inbox and wallboard show for them, and
+the recordings' downloads.
 
 Call control acts on the live calls of the channel, which runs on the routing leader
 only: each route asks for a channel action (`app.channel_call`), which any node relays
@@ -20,7 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from omniroute import hookimpl
 from omniroute.actions import ActionError
-from omniroute.specs import ChannelSpec, ConfigSpec, RouteSpec
+from omniroute.specs import ChannelSpec, ConfigSpec, ControlField, ControlSpec, RouteSpec
 from omniroute.web.api import readable
 from omniroute.web.settings import Role
 
@@ -72,6 +73,48 @@ def omniroute_web_routes() -> Iterator[RouteSpec]:
         role="supervisor",
     )
     yield from _consult_routes()
+
+
+@hookimpl
+def omniroute_controls() -> Iterator[ControlSpec]:
+    """The routes above as buttons: agents' in the inbox, supervisors' on the wallboard."""
+    call = "/voice/calls/{interaction_id}"
+
+    def inbox(name: str, label: str, path: str, *fields: ControlField, **kw: Any) -> ControlSpec:
+        return ControlSpec(
+            channel="voice", adapter="asterisk", name=name, page="inbox", label=label,
+            path=f"{call}/{path}", fields=fields, **kw,
+        )  # fmt: skip
+
+    def optional(name: str, kind: Any, label: str) -> ControlField:
+        return ControlField(name=name, kind=kind, label=label, required=False)
+
+    yield inbox("hold", "Hold", "hold", done="On hold: the caller hears music")
+    yield inbox("unhold", "Resume", "unhold", done="Back with the caller")
+    colleague = optional("agent", "agent", "agent")
+    yield inbox("consult", "Consult", "consult", colleague, optional("queue", "queue", "or queue"),
+                done="The caller is on hold; ringing your colleague")  # fmt: skip
+    yield inbox("consult_complete", "Complete transfer", "consult/complete", after="consult",
+                done="Transferred to your colleague")  # fmt: skip
+    yield inbox("consult_cancel", "Cancel consult", "consult/cancel", after="consult",
+                done="Back with the caller")  # fmt: skip
+    number = optional("number", "number", "or number")
+    yield inbox("conference", "Conference", "conference", colleague, number,
+                done="Calling the third party")  # fmt: skip
+    yield inbox("conference_drop", "Drop third party", "conference/drop",
+                ControlField(name="channel", kind="answer", source="conference"),
+                after="conference", done="The third party left the call")  # fmt: skip
+    supervisor = ControlField(name="supervisor", kind="me")
+    for mode, label, done in (
+        ("listen", "Listen", "Your phone rings: you will hear the call"),
+        ("whisper", "Whisper", "Your phone rings: only the agent will hear you"),
+        ("barge", "Barge", "Your phone rings: you join the call"),
+    ):
+        yield ControlSpec(
+            channel="voice", adapter="asterisk", name=mode, page="wallboard", label=label,
+            path=f"{call}/monitor", role="supervisor", fields=(supervisor,),
+            fixed={"mode": mode}, done=done,
+        )  # fmt: skip
 
 
 class MonitorBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
