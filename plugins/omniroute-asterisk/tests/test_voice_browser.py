@@ -18,7 +18,8 @@ from fake_ari import FakeAri
 from omniroute_asterisk.channel import VoiceChannel
 from test_voice_consult_fake import Call, originated
 from test_voice_fake import until
-from voicekit import build, document
+from test_voice_in_call import agent_leg, talking
+from voicekit import build, document, rig
 
 from omniroute.testing import chromium, log_in, serving
 from omniroute.web.passwords import hash_password
@@ -35,9 +36,14 @@ def anyio_backend() -> str:
 
 
 def config(fake: FakeAri) -> dict[str, Any]:
-    """ana and bob (agents) and sam (a supervisor with a phone, PJSIP/sam), who log in
-    with a password; sue is a supervisor without a phone."""
-    doc = document(SimpleNamespace(url=fake.url, user="omniroute", password="s3cret"))
+    return with_passwords(
+        document(SimpleNamespace(url=fake.url, user="omniroute", password="s3cret"))
+    )
+
+
+def with_passwords(doc: dict[str, Any]) -> dict[str, Any]:
+    """ana and bob (agents) and sam (a supervisor with a phone, PJSIP/sam) log in with a
+    password; so does sue, a supervisor without a phone."""
     digest = hash_password(PASSWORD, n=2**10)
     users = [{"id": n, "password_hash": digest} for n in ("ana", "bob", "sam", "sue")]
     users[2]["role"] = users[3]["role"] = "supervisor"
@@ -128,3 +134,46 @@ async def test_agents_and_supervisors_control_a_live_call_from_the_pages() -> No
             assert "listen" not in await agent.evaluate(
                 "async () => (await (await fetch('/api/controls')).json()).map(c => c.name)"
             )
+
+
+async def test_the_buttons_act_on_a_real_asterisk(asterisk: Any) -> None:
+    """The same clicks, with SIP phones on a real Asterisk: Asterisk's own bridges show
+    the caller held and back, and the supervisor's snoop on the agent's channel."""
+    expect = playwright_api.expect
+    config = with_passwords(document(asterisk))
+    async with rig(asterisk, config, ready=("ana",), web=True) as r, chromium() as browser:
+        r.phone("ana", "answer", ring_ms=100)
+        r.phone("sam", "answer", ring_ms=100)
+        await r.call(hold_ms=30_000)
+        ix, caller, offer = await talking(r)
+        agent = await log_in(browser, r.url, "ana", PASSWORD, "inbox")
+        await agent.locator(f"#work .work[data-id='{ix}']").click()
+        controls = agent.locator("#conversation .controls")
+        await controls.locator("button[data-control=hold]").click()
+        await expect(agent.locator("#error.ok")).to_have_text("On hold: the caller hears music")
+        await r.bridged(agent_leg(offer))  # the agent alone; the caller hears music
+        await controls.locator("button[data-control=unhold]").click()
+        await r.bridged(caller, agent_leg(offer))
+
+        supervisor = await log_in(browser, r.url, "sam", PASSWORD, "wallboard")
+        row = supervisor.locator(f"#waiting .live-chat[data-id='{ix}']")
+        await row.locator("button[data-control=listen]").click()
+        await expect(supervisor.locator("#error.ok")).to_have_text(
+            "Your phone rings: you will hear the call"
+        )
+
+        async def snooping() -> list[str]:
+            return [
+                c["id"]
+                for c in await r.ari("channels")
+                if c["name"].startswith(f"Snoop/{agent_leg(offer)}-")
+            ]
+
+        (snoop,) = await r.until(snooping)
+
+        async def monitoring() -> list[str] | None:  # the snoop and sam's phone, together
+            found = [b["channels"] for b in await r.bridges() if snoop in b["channels"]]
+            return found[0] if found and len(found[0]) == 2 else None
+
+        (sam,) = set(await r.until(monitoring)) - {snoop}
+        assert (await r.ari(f"channels/{sam}"))["name"].startswith("PJSIP/sam-")
