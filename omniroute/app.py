@@ -8,7 +8,10 @@ the hot path: a slow or failing one never delays routing.
 
 Writes are group commits: events join a pending list in the router's order, and
 whichever command holds the write lock appends everything pending in one batch, so
-the log order is the router's order and a slow store sees fewer, larger appends.
+the log order is the router's order and a slow store sees fewer, larger appends. A
+pipelined store (SQLite) takes the next batch while earlier ones are still being
+committed, and groups what queued up into one transaction itself: a command then
+waits for one commit, not for the one in flight and then its own.
 
 If an append fails, the router already holds state the log lacks; the app stops
 (fail-stop) and `run` raises StoreError, so a restart rebuilds from the log.
@@ -197,7 +200,9 @@ class App:
         self._pending: list[ev.Event] = []
         self._staged = 0  # events ever staged
         self._written = 0  # events ever written
-        self._writing: anyio.Event | None = None  # set when the append in flight is done
+        self._writing: anyio.Event | None = None  # set when the last append in flight is done
+        #: Appends may overlap (the store commits them in call order; base.Store).
+        self._pipelined = bool(getattr(self.store, "pipelined", False))
         self._since_snapshot = 0  # events written after the newest routing snapshot
         # The timer loop's sleep: an event set to wake it when an earlier deadline appears.
         self._sleep: tuple[anyio.Event, float | None] | None = None
@@ -773,7 +778,9 @@ class App:
 
         Group commit: one command at a time writes everything pending in one append;
         the others wait for that append (all woken together when it is done), then
-        return if it held their events, or one of them writes the next batch.
+        return if it held their events, or one of them writes the next batch. With a
+        pipelined store a command appends what is pending at once, behind the appends
+        in flight, and settles (counts, publishes) after the one before it.
         Shielded: the router already applied these events, so a cancelled caller must
         not leave them out of the log.
         """
@@ -785,22 +792,34 @@ class App:
                 if self._failure is not None:
                     raise self._failure
                 writing = self._writing
-                if writing is not None:
+                if writing is not None and not (self._pending and self._pipelined):
                     await writing.wait()
                     continue
+                # With a pipelined store this append may start while earlier ones are
+                # in flight; each then waits for the one before it, so that the app
+                # counts, publishes and snapshots batches in log order.
                 self._writing = done = anyio.Event()
                 batch, self._pending = self._pending, []
                 snapshot = self._snapshot_due(len(batch))
                 try:
                     seq = await self.store.append(batch)
+                    # Results come back in order, so the previous batch is settled by
+                    # now; `wait()` would yield even then (a loop turn per batch).
+                    if writing is not None and not writing.is_set():
+                        await writing.wait()
+                    if self._failure is not None:  # an earlier batch failed
+                        raise self._failure
                 except Exception as exc:
-                    raise self._fail(exc, len(batch)) from exc
+                    if self._failure is None:
+                        raise self._fail(exc, len(batch)) from exc
+                    raise self._failure from None  # the app stopped already
                 else:
                     self._written += len(batch)
                     self._advance(seq)
                     self._publish(batch)
                 finally:
-                    self._writing = None
+                    if self._writing is done:
+                        self._writing = None
                     done.set()
                 if snapshot is None:
                     continue
