@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import pytest
 from test_store_memory import read_all, sample_events
 
@@ -149,13 +150,18 @@ async def test_overlapping_appends_commit_in_call_order_in_one_transaction(
     )
     batches = [[ev.Note(at=float(n), kind=f"b{n}")] * (n % 3 + 1) for n in range(50)]
     ends: dict[int, int] = {}
-    gate = threading.Event()  # holds the writer thread until every append is queued
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold(_: sqlite3.Connection) -> None:  # the writer thread, until all are queued
+        entered.set()
+        gate.wait(10)
 
     async def append(n: int) -> None:
         ends[n] = await store.append(batches[n])
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(store._run, lambda _: gate.wait(10))
+        tg.start_soon(store._run, hold)
+        await anyio.to_thread.run_sync(entered.wait, 10)
         for n in range(50):
             tg.start_soon(append, n)
         await anyio.wait_all_tasks_blocked()
