@@ -1,19 +1,20 @@
 """`python -m bench serve`: web chats at a steady rate through a real `omniroute serve`.
 
-The server runs in its own process on loopback (memory store by default; `--store
-sqlite` for the durable default). A second process plays 500 agents, each with its
-live event socket open, who accept every offer over HTTP and complete it a moment later;
-this one plays customers who open the web chat socket at `--rate` chats a second. The
-figure is the time from a customer's first message (the `start` of the chat) to the
-offer arriving on the agent's socket. On a 2-core machine the three processes share the
-cores: `serve-detail` says how many chats the customers' side managed to start.
+The server runs in its own process on loopback, on SQLite by default as `omniroute
+serve` is (`--store memory` shows what the log costs). A second process plays 500
+agents, each with its live event socket open, who accept every offer over HTTP and
+complete it a moment later; this one plays customers who open the web chat socket at
+`--rate` chats a second. The figure is the time from a customer's first message (the
+`start` of the chat) to the offer arriving on the agent's socket. On a 2-core machine
+the three processes share the cores: `serve-detail` says how many chats the customers'
+side managed to start.
 
 Each process times its own garbage-collector pauses while chats arrive (bench.gcprobe;
 CPU time, which a busy shared machine does not stretch), and the load generators say how
 late their event loops woke: a tail that comes from the measuring side shows there. The
 load generators freeze their heap and pause their collector while they measure.
 
-Last line: `serve: N interactions/s, offer p99 X ms`.
+Last line: `serve: N interactions/s, offer p99 X ms, store S`.
 """
 
 from __future__ import annotations
@@ -295,7 +296,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="new chats per second")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of traffic")
     parser.add_argument("--hold", type=float, default=2.0, help="seconds an agent keeps a chat")
-    parser.add_argument("--store", choices=["memory", "sqlite"], default="memory")
+    parser.add_argument(
+        "--store", choices=["sqlite", "memory"], default="sqlite", help="the default is serve's"
+    )
     parser.add_argument("--url", help="measure a server already running with --write-config's file")
     parser.add_argument("--write-config", type=Path, help="write the server's config here and exit")
     args = parser.parse_args(argv)
@@ -369,5 +372,5 @@ def report(run: Run, store: str) -> int:
                 f"serve-detail: {name} event loop woke late by p99 {late:.1f} ms, "
                 f"max {lags[-1]:.1f} ms"
             )
-    print(f"serve: {achieved:.0f} interactions/s, offer p99 {p99:.1f} ms")
+    print(f"serve: {achieved:.0f} interactions/s, offer p99 {p99:.1f} ms, store {store}")
     return 0

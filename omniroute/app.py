@@ -8,7 +8,10 @@ the hot path: a slow or failing one never delays routing.
 
 Writes are group commits: events join a pending list in the router's order, and
 whichever command holds the write lock appends everything pending in one batch, so
-the log order is the router's order and a slow store sees fewer, larger appends.
+the log order is the router's order and a slow store sees fewer, larger appends. A
+pipelined store (SQLite) takes the next batch while earlier ones are still being
+committed, and groups what queued up into one transaction itself: a command then
+waits for one commit, not for the one in flight and then its own.
 
 If an append fails, the router already holds state the log lacks; the app stops
 (fail-stop) and `run` raises StoreError, so a restart rebuilds from the log.
@@ -37,10 +40,21 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import events as ev
+from .actions import Action, UnknownAction, encode_outcome
 from .clock import Clock, RealClock
 from .config import Config, ConfigError, check_queue, from_dict, validate_with_plugins
 from .conversations import Conversations
-from .model import TERMINAL_STATES, Agent, Customer, Interaction, Message, Presence, Queue
+from .model import (
+    TERMINAL_STATES,
+    Agent,
+    Customer,
+    Direction,
+    Identity,
+    Interaction,
+    Message,
+    Presence,
+    Queue,
+)
 from .plugins import PluginHost
 from .router.core import Router, RouterError, SnapshotError
 from .specs import Channel
@@ -59,6 +73,7 @@ HOOKS_BY_EVENT: dict[type[ev.Event], str] = {
     ev.InteractionQueued: "omniroute_interaction_queued",
     ev.Offered: "omniroute_interaction_offered",
     ev.Assigned: "omniroute_interaction_assigned",
+    ev.OutboundStarted: "omniroute_interaction_outbound",
     ev.Transferred: "omniroute_interaction_transferred",
     ev.Abandoned: "omniroute_interaction_abandoned",
     ev.Completed: "omniroute_interaction_completed",
@@ -105,6 +120,14 @@ class Cluster(Protocol):
     async def recall(self, key: str) -> tuple[Any] | None:
         """The result of the command run under `key` (raised if it was an error), in a
         1-tuple; None if none ran (yet)."""
+        ...
+
+    async def relay(
+        self, name: str, args: bytes, *, key: str | None = None
+    ) -> tuple[bytes, int | None]:
+        """Run a channel action (`name` is "channel:CHANNEL.ACTION", `args` its
+        encoded call) on the leader, which hands `args` to `App.run_action`; its
+        encoded outcome and the sequence number the log had reached when it ended."""
         ...
 
 
@@ -161,6 +184,7 @@ class App:
         #: Channels started by `run`, by name.
         self.channels: dict[str, Channel] = {}
         self._leader_only: dict[str, bool] = {}
+        self._actions: dict[str, dict[str, Action]] = {}  # channel -> its actions
         #: Messages and contact history, folded from durable events. After a restart
         #: from a snapshot it fills in the background (`conversations.loading`).
         self.conversations = Conversations()
@@ -176,7 +200,9 @@ class App:
         self._pending: list[ev.Event] = []
         self._staged = 0  # events ever staged
         self._written = 0  # events ever written
-        self._writing: anyio.Event | None = None  # set when the append in flight is done
+        self._writing: anyio.Event | None = None  # set when the last append in flight is done
+        #: Appends may overlap (the store commits them in call order; base.Store).
+        self._pipelined = bool(getattr(self.store, "pipelined", False))
         self._since_snapshot = 0  # events written after the newest routing snapshot
         # The timer loop's sleep: an event set to wake it when an earlier deadline appears.
         self._sleep: tuple[anyio.Event, float | None] | None = None
@@ -298,6 +324,10 @@ class App:
             if name in self.config.plugins:
                 self.channels[name] = spec.factory(self.plugin_config.get(name), self)
                 self._leader_only[name] = spec.leader_only
+                self._actions[name] = {
+                    action: Action(name, action, function)
+                    for action, function in spec.actions.items()
+                }
 
     async def _restore(self) -> None:
         """Rebuild routing state from the newest snapshot and the events after it (the
@@ -412,8 +442,64 @@ class App:
     async def decline(self, offer_id: str, agent_id: str | None = None) -> None:
         await self._command(self.router.decline, offer_id, agent_id)
 
-    async def complete(self, interaction_id: str, agent_id: str | None = None) -> None:
-        await self._command(self.router.complete, interaction_id, agent_id)
+    async def complete(
+        self, interaction_id: str, agent_id: str | None = None, outcome: str | None = None
+    ) -> None:
+        """The contact is over: wrap-up starts. `outcome` says how it ended if known."""
+        await self._command(self.router.complete, interaction_id, agent_id, outcome)
+
+    async def start_outbound(
+        self,
+        agent_id: str,
+        channel: str,
+        address: str,
+        *,
+        customer_id: str | None = None,
+        queue: str | None = None,
+        subject: str | None = None,
+    ) -> Interaction:
+        """An agent contacts a customer at `address` on `channel` (click-to-call): an
+        outbound interaction that is theirs at once (`Router.start_outbound` says when
+        it is refused). The customer is `customer_id`, else the one known by that
+        address, else a new one; `queue` defaults to the first queue (in config order)
+        that takes the channel and that the agent serves. The channel is told by the
+        `OutboundStarted` event (`omniroute_interaction_outbound`) and reaches the
+        customer; durable when this returns."""
+        identity = Identity(channel, address)
+        known = self.conversations.customer_at(channel, address)
+        if customer_id is not None:
+            if self.conversations.customer(customer_id) is None:
+                raise RouterError(f'no customer "{customer_id}"')
+            customer_id = self.conversations.resolve(customer_id)
+        else:
+            customer_id = known or f"{channel}:{address}"
+        profile = self.conversations.customer(customer_id)
+        customer = Customer(
+            id=customer_id, name=profile.name if profile else None, identities=[identity]
+        )
+        interaction = Interaction(
+            id=f"{channel}-out-{secrets.token_hex(8)}",
+            channel=channel,
+            queue=queue or self._outbound_queue(agent_id, channel),
+            direction=Direction.OUTBOUND,
+            customer=customer,
+            subject=subject,
+            address=address,
+        )
+        return _snapshot(await self._command(self.router.start_outbound, interaction, agent_id))
+
+    def _outbound_queue(self, agent_id: str, channel: str) -> str:
+        """The first queue of the config order that takes `channel` and that the agent
+        serves (every queue when their config names none)."""
+        agent = self.router.agent(agent_id)  # RouterError if unknown
+        serves = agent.config.queues
+        for name, queue in self.router.queues.items():
+            channels = queue.config.channels
+            if (channels is None or channel in channels) and (serves is None or name in serves):
+                return name
+        raise RouterError(
+            f'agent "{agent_id}" serves no queue that takes {channel}: name the queue'
+        )
 
     async def end_wrap_up(self, interaction_id: str, agent_id: str | None = None) -> None:
         await self._command(self.router.end_wrap_up, interaction_id, agent_id)
@@ -435,6 +521,14 @@ class App:
             to_agent=to_agent,
             to_queue=to_queue,
             agent_id=agent_id,
+        )
+
+    async def hand_over(
+        self, interaction_id: str, to_agent: str, agent_id: str | None = None
+    ) -> Interaction:
+        """Complete a consultative transfer (see `Router.hand_over`)."""
+        return _snapshot(
+            await self._command(self.router.hand_over, interaction_id, to_agent, agent_id)
         )
 
     async def requeue(self, interaction_id: str, reason: str = "requeued") -> None:
@@ -580,14 +674,71 @@ class App:
         if not self._running:
             raise RuntimeError("the app is not running: `await tg.start(app.run)` first")
         assert self._cluster is not None
-        key = None
-        if keyed is not None:  # the block's second command gets a key of its own
-            keyed[1] += 1
-            key = keyed[0] if keyed[1] == 1 else f"{keyed[0]}#{keyed[1]}"
+        key = _next_key(keyed)
         result, seq = await self._cluster.forward(command.__name__, args, kwargs, key=key)
         if seq is not None:
             await self.caught_up(seq)
         return cast(T, result)
+
+    # ------------------------------------------------------------------ channel actions
+
+    async def channel_call(
+        self, channel: str, action: str, payload: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Run `action` of `channel` (declared in its `ChannelSpec.actions`) with the
+        `payload` fields, where the channel runs, and return its answer.
+
+        On one node, and for a channel that runs on every node, it runs here. For a
+        leader-only channel in a cluster it runs here while this app leads, else on the
+        leader, sent through the commands table like a command: its answer, or its
+        error as itself (ActionError with its status, RouterError...), comes back once
+        this app's replica includes what it wrote; StoreError (CommandTimeout) when no
+        leader answered within `command_timeout`. Under `App.idempotent(key)` it goes
+        through the table even on the leader, so that a retry under the key, on any
+        node, answers the first result without running it again.
+
+        Raises UnknownAction (an ActionError, 404) naming an unknown channel or action,
+        ActionError (422) naming a payload field that does not fit.
+        """
+        adapter = self.channels.get(channel)
+        actions = self._actions.get(channel)
+        if adapter is None or actions is None:
+            running = ", ".join(sorted(self.channels)) or "none"
+            raise UnknownAction(f'no channel "{channel}" runs (channels: {running})')
+        found = actions.get(action)
+        if found is None:
+            known = ", ".join(sorted(actions)) or "none"
+            raise UnknownAction(f'channel "{channel}" has no action "{action}" (actions: {known})')
+        data = found.encode(payload)
+        keyed = _command_key.get() if self._cluster is not None else None
+        relayed = self._cluster is not None and self._leader_only[channel]
+        if not relayed or (self._leading and keyed is None):
+            return found.decode(await found.run(adapter, data))
+        if not self._running:
+            raise RuntimeError("the app is not running: `await tg.start(app.run)` first")
+        assert self._cluster is not None
+        call = msgspec.json.encode(
+            {"channel": channel, "action": action, "payload": msgspec.Raw(data)}
+        )
+        outcome, seq = await self._cluster.relay(found.command, call, key=_next_key(keyed))
+        if seq is not None:
+            await self.caught_up(seq)
+        return found.decode(outcome)
+
+    async def run_action(self, call: bytes | str) -> bytes:
+        """Run a channel action relayed from another node (`call` as `channel_call`
+        encodes it) on this app, which leads; its encoded outcome (the answer, or the
+        error). The cluster calls this."""
+        try:
+            sent = msgspec.json.decode(call, type=_RelayedCall)
+        except msgspec.DecodeError as exc:  # never let a bad row stop the leader's commands
+            return encode_outcome("a channel action", ValueError(f"not understood: {exc}"))
+        found = self._actions.get(sent.channel, {}).get(sent.action)
+        adapter = self.channels.get(sent.channel)
+        where = f"{sent.channel}.{sent.action}"
+        if found is None or adapter is None:  # nodes must run the same config and plugins
+            return encode_outcome(where, UnknownAction(f"{where}: not on the leader"))
+        return await found.run(adapter, bytes(sent.payload))
 
     async def _here(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a router command on this app's router, which must be routing.
@@ -627,7 +778,9 @@ class App:
 
         Group commit: one command at a time writes everything pending in one append;
         the others wait for that append (all woken together when it is done), then
-        return if it held their events, or one of them writes the next batch.
+        return if it held their events, or one of them writes the next batch. With a
+        pipelined store a command appends what is pending at once, behind the appends
+        in flight, and settles (counts, publishes) after the one before it.
         Shielded: the router already applied these events, so a cancelled caller must
         not leave them out of the log.
         """
@@ -639,22 +792,34 @@ class App:
                 if self._failure is not None:
                     raise self._failure
                 writing = self._writing
-                if writing is not None:
+                if writing is not None and not (self._pending and self._pipelined):
                     await writing.wait()
                     continue
+                # With a pipelined store this append may start while earlier ones are
+                # in flight; each then waits for the one before it, so that the app
+                # counts, publishes and snapshots batches in log order.
                 self._writing = done = anyio.Event()
                 batch, self._pending = self._pending, []
                 snapshot = self._snapshot_due(len(batch))
                 try:
                     seq = await self.store.append(batch)
+                    # Results come back in order, so the previous batch is settled by
+                    # now; `wait()` would yield even then (a loop turn per batch).
+                    if writing is not None and not writing.is_set():
+                        await writing.wait()
+                    if self._failure is not None:  # an earlier batch failed
+                        raise self._failure
                 except Exception as exc:
-                    raise self._fail(exc, len(batch)) from exc
+                    if self._failure is None:
+                        raise self._fail(exc, len(batch)) from exc
+                    raise self._failure from None  # the app stopped already
                 else:
                     self._written += len(batch)
                     self._advance(seq)
                     self._publish(batch)
                 finally:
-                    self._writing = None
+                    if self._writing is done:
+                        self._writing = None
                     done.set()
                 if snapshot is None:
                     continue
@@ -954,6 +1119,23 @@ class App:
         else:
             self._subscribers.append(send)
         return receive
+
+
+class _RelayedCall(msgspec.Struct, frozen=True):
+    """A channel action on its way to the leader (the `args` of its command)."""
+
+    channel: str
+    action: str
+    payload: msgspec.Raw
+
+
+def _next_key(keyed: list[Any] | None) -> str | None:
+    """The idempotency key of the next command of an `App.idempotent` block: the block's
+    key, then `key#2`, `key#3`... for its later commands (None outside a block)."""
+    if keyed is None:
+        return None
+    keyed[1] += 1
+    return keyed[0] if keyed[1] == 1 else f"{keyed[0]}#{keyed[1]}"
 
 
 def _note_api_queues(configured: Sequence[Queue], router: Router) -> None:

@@ -18,6 +18,9 @@
   A command counts as done exactly when its events are durable, so a command written
   before a failover runs exactly once: by the old leader if its append committed, else
   by the new one.
+* Channel actions (`App.channel_call`, omniroute.actions) of a leader-only channel take
+  the same way (`relay`), and run on the leader's channel; having no event of their
+  own, they are at least once: a leader that dies mid-action leaves it to the next.
 
 Timing here is about the network, not routing: it uses anyio's sleep, not the Clock.
 docs/cluster.md explains the guarantees and their limits.
@@ -42,6 +45,7 @@ import psycopg
 
 from . import events as ev
 from . import native
+from .actions import PREFIX, decode_outcome
 from .app import App
 from .clock import Clock
 from .config import Config, ConfigError, from_dict
@@ -57,12 +61,14 @@ logger = logging.getLogger("omniroute.cluster")
 #: The App commands a node forwards to the leader.
 COMMANDS = (
     "submit",
+    "start_outbound",
     "accept",
     "decline",
     "complete",
     "end_wrap_up",
     "abandon",
     "transfer",
+    "hand_over",
     "requeue",
     "assign",
     "request_callback",
@@ -325,6 +331,9 @@ class Node:
                     await self._commands_ready.wait()
 
     async def _execute(self, app: App, cid: str, name: str, args: str) -> None:
+        if name.startswith(PREFIX):
+            await self._execute_action(app, cid, args)
+            return
         store = self.store
         outcome: list[bytes] = []
 
@@ -348,6 +357,16 @@ class Node:
             return
         if len(outcome) == 1:  # no event: nothing changed, record the result alone
             await store.finish_commands([(cid, outcome[0])])
+
+    async def _execute_action(self, app: App, cid: str, args: str) -> None:
+        """A channel action relayed from a node: run where the channel runs (this
+        leader), then its outcome recorded. Not tied to an append: if this node stops
+        leading before the outcome is recorded, the next leader runs it again."""
+        outcome = await app.run_action(args)
+        try:
+            await self.store.finish_commands([(cid, outcome)], seq=app.seq or None)
+        except StoreError as exc:
+            logger.info("node %s could not record action %s: %s", self.name, cid, exc)
 
     # ------------------------------------------------------------------ commands
 
@@ -377,8 +396,26 @@ class Node:
         """
         if name not in COMMANDS:
             raise ValueError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)}")
-        cid = key if key is not None else uuid.uuid4().hex
         encoded = msgspec.json.encode({"args": args, "kwargs": kwargs}).decode()
+        text, seq = await self._roundtrip(name, encoded, key)
+        return _result(name, text), seq
+
+    async def relay(
+        self, name: str, args: bytes, *, key: str | None = None
+    ) -> tuple[bytes, int | None]:
+        """Run a channel action (`name` "channel:CHANNEL.ACTION", `args` its encoded
+        call) on the leader through the commands table, as `forward` runs a command
+        (keys, retries, CommandTimeout alike); its encoded outcome (omniroute.actions)
+        and the log position to wait for. The leader hands `args` to `App.run_action`."""
+        if not name.startswith(PREFIX):
+            raise ValueError(f"not a channel action: {name!r}")
+        text, seq = await self._roundtrip(name, args.decode(), key)
+        return text.encode(), seq
+
+    async def _roundtrip(self, name: str, encoded: str, key: str | None) -> tuple[str, int | None]:
+        """Write command `name` (id `key`, or a new one), wake the leader, wait for its
+        result; the result's JSON text and its sequence number."""
+        cid = key if key is not None else uuid.uuid4().hex
         waiter = self._waiters[cid] = anyio.Event()
         deadline = anyio.current_time() + self.command_timeout
         try:
@@ -403,7 +440,7 @@ class Node:
                     {"id": cid},
                 )
                 if rows:
-                    return _result(name, rows[0][0]), rows[0][1]
+                    return rows[0][0], rows[0][1]
                 if anyio.current_time() >= deadline:
                     raise await self._give_up(cid, name)
         finally:
@@ -416,7 +453,10 @@ class Node:
             "SELECT name, result::text FROM {commands} WHERE id = %(id)s AND done_at IS NOT NULL",
             {"id": key},
         )
-        return (_result(rows[0][0], rows[0][1]),) if rows else None
+        if not rows:
+            return None
+        name, text = rows[0]
+        return (decode_outcome(text, name) if name.startswith(PREFIX) else _result(name, text),)
 
     async def _send(self, cid: str, name: str, args: str) -> tuple[str, str]:
         """Write the command (unless a command of that id is there already) and wake the

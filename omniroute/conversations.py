@@ -21,7 +21,15 @@ from typing import Any
 import msgspec
 
 from . import events as ev
-from .model import TERMINAL_STATES, Customer, Identity, Interaction, InteractionState, Message
+from .model import (
+    TERMINAL_STATES,
+    Customer,
+    Direction,
+    Identity,
+    Interaction,
+    InteractionState,
+    Message,
+)
 
 __all__ = ["Contact", "Conversations"]
 
@@ -41,6 +49,11 @@ class Contact(msgspec.Struct, kw_only=True, gc=False):
     #: Everyone it was assigned to, first to last (a transfer adds one): who handled it.
     #: A tuple of strings, which the garbage collector stops tracking (a list it would not).
     agents: tuple[str, ...] = ()
+    direction: Direction = Direction.INBOUND
+    #: Outbound: the address the agent contacted.
+    address: str | None = None
+    #: How it ended, when its channel said ("no-answer", "busy" for an outbound call).
+    outcome: str | None = None
 
 
 class Conversations:
@@ -100,6 +113,9 @@ class Conversations:
             enqueued_at=contact.created_at,
             ended_at=contact.ended_at,
             agent=contact.agent,
+            direction=contact.direction,
+            address=contact.address,
+            outcome=contact.outcome,
         )
 
     def name(self, customer_id: str) -> str | None:
@@ -137,7 +153,11 @@ class Conversations:
         if handler is not None:
             handler(self, event)
 
-    def _queued(self, e: ev.InteractionQueued) -> None:
+    def _outbound(self, e: ev.OutboundStarted) -> None:
+        self._queued(e)  # in the customer's history like any contact
+        self._assigned(e)
+
+    def _queued(self, e: ev.InteractionQueued | ev.OutboundStarted) -> None:
         ix = e.interaction
         self._contacts[ix.id] = _contact(ix)
         customer = self._identify(ix)
@@ -218,7 +238,7 @@ class Conversations:
     def _message(self, e: ev.MessageAdded) -> None:
         self._messages.setdefault(e.message.interaction_id, []).append(e.message)
 
-    def _assigned(self, e: ev.Assigned) -> None:
+    def _assigned(self, e: ev.Assigned | ev.OutboundStarted) -> None:
         contact = self._contacts.get(e.interaction_id)
         if contact is not None:
             contact.state = InteractionState.ASSIGNED
@@ -231,6 +251,8 @@ class Conversations:
         if contact is not None:
             contact.state = _END_STATE[type(e)]
             contact.ended_at = e.at
+            if isinstance(e, ev.Completed) and e.outcome is not None:
+                contact.outcome = e.outcome
         self._ended[e.interaction_id] = None
         while len(self._ended) > self.keep_ended:
             old, _ = self._ended.popitem(last=False)
@@ -257,6 +279,7 @@ class Conversations:
 
     _handlers: dict[type[ev.Event], Any] = {
         ev.InteractionQueued: _queued,
+        ev.OutboundStarted: _outbound,
         ev.MessageAdded: _message,
         ev.Assigned: _assigned,
         ev.Completed: _ended,
@@ -282,4 +305,6 @@ def _contact(ix: Interaction) -> Contact:
         created_at=ix.created_at or ix.enqueued_at,
         state=ix.state,
         agent=ix.agent,
+        direction=ix.direction,
+        address=ix.address,
     )

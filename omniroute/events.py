@@ -84,6 +84,19 @@ class Assigned(Event, tag="assigned"):
     offer_id: str | None = None
 
 
+class OutboundStarted(Event, tag="outbound"):
+    """An agent started a contact to a customer (`interaction.address`): it is theirs
+    at once, never queued nor offered, and it holds their capacity like assigned work.
+    The channel reaches the customer (places the call, sends the first message)."""
+
+    interaction: Interaction
+    agent_id: str
+
+    @property
+    def interaction_id(self) -> str:
+        return self.interaction.id
+
+
 class Requeued(Event, tag="requeued"):
     """An assigned interaction went back to waiting, at its original place in line."""
 
@@ -108,11 +121,13 @@ class Abandoned(Event, tag="abandoned"):
 
 
 class Completed(Event, tag="completed"):
-    """The contact ended; the agent wraps up until `wrap_up_until`."""
+    """The contact ended; the agent wraps up until `wrap_up_until`. `outcome` is how it
+    ended when the channel or the agent said ("no-answer", "busy"... for outbound calls)."""
 
     interaction_id: str
     agent_id: str
     wrap_up_until: float
+    outcome: str | None = None
 
 
 class WrapUpEnded(Event, tag="wrap_up_ended"):
@@ -253,6 +268,7 @@ AnyEvent = (
     | OfferMissed
     | OfferRevoked
     | Assigned
+    | OutboundStarted
     | Requeued
     | Transferred
     | Abandoned

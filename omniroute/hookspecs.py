@@ -28,6 +28,7 @@ from .specs import (
     AwardSpec,
     ChannelSpec,
     ConfigSpec,
+    ControlSpec,
     QueueSelectorSpec,
     ReportSpec,
     RouteSpec,
@@ -53,7 +54,8 @@ def omniroute_queue_selectors() -> Iterable[QueueSelectorSpec]:
 
 @hookspec
 def omniroute_channels() -> Iterable[ChannelSpec]:
-    """Channel adapters this plugin provides (voice, email, web chat, Telegram...)."""
+    """Channel adapters this plugin provides (voice, email, web chat, Telegram...), and
+    the actions any node may ask of them (`ChannelSpec.actions`, `App.channel_call`)."""
 
 
 @hookspec
@@ -64,6 +66,12 @@ def omniroute_config_sections() -> Iterable[ConfigSpec]:
 @hookspec
 def omniroute_web_routes() -> Iterable[RouteSpec]:
     """Extra HTTP or WebSocket routes to mount in the web app."""
+
+
+@hookspec
+def omniroute_controls() -> Iterable[ControlSpec]:
+    """Buttons the inbox and the wallboard show on a channel's live interactions (hold a
+    call, listen to it...), each sending a request to one of this plugin's routes."""
 
 
 @hookspec
@@ -110,6 +118,12 @@ def omniroute_interaction_offered(event: ev.Offered, app: Any) -> Any:
 @hookspec
 def omniroute_interaction_assigned(event: ev.Assigned, app: Any) -> Any:
     """An agent accepted: the channel connects the customer and the agent. May be async."""
+
+
+@hookspec
+def omniroute_interaction_outbound(event: ev.OutboundStarted, app: Any) -> Any:
+    """An agent started an outbound contact (`event.interaction.address` on its channel):
+    the channel reaches the customer (places the call). May be async."""
 
 
 @hookspec
@@ -167,6 +181,7 @@ __all__ = [
     "AwardSpec",
     "ChannelSpec",
     "ConfigSpec",
+    "ControlSpec",
     "Customer",
     "QueueSelectorSpec",
     "ReportSpec",

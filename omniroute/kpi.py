@@ -4,6 +4,11 @@ Service level counts abandoned contacts against the queue: SL = answered within 
 threshold / (answered + abandoned). "Within" means before the threshold passed (wait < T),
 the very moment the router records an SlaBreached event, so the two never disagree.
 Waits are measured on the queue's SLA clock, which pauses outside opening hours.
+
+Outbound contacts (an agent calls a customer) never wait in a queue, so they stay out
+of every inbound figure (offered, answered, service level, ASA, abandons, AHT): they
+have counters of their own, `outbound`, `outbound_completed`, `outbound_handle_time`
+and `outbound_outcomes` (how they ended: "answered", "no-answer", "busy"...).
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ class QueueKpis(msgspec.Struct, kw_only=True):
     handle_time: float = 0.0  # talk + wrap-up of completed contacts
     max_wait: float = 0.0
     breached: int = 0  # SLA breach events
+    outbound: int = 0  # contacts agents started (never in the inbound figures above)
+    outbound_completed: int = 0
+    outbound_handle_time: float = 0.0  # talk + wrap-up of completed outbound contacts
+    outbound_outcomes: dict[str, int] = {}  # outcome -> completed outbound contacts
 
     # -- folds -------------------------------------------------------------------
     def on_offered(self) -> None:
@@ -54,6 +63,12 @@ class QueueKpis(msgspec.Struct, kw_only=True):
     def on_completed(self, handle: float) -> None:
         self.completed += 1
         self.handle_time += handle
+
+    def on_outbound_completed(self, handle: float, outcome: str | None) -> None:
+        self.outbound_completed += 1
+        self.outbound_handle_time += handle
+        key = outcome or "unknown"
+        self.outbound_outcomes[key] = self.outbound_outcomes.get(key, 0) + 1
 
     # -- figures -----------------------------------------------------------------
     @property
@@ -81,8 +96,14 @@ class QueueKpis(msgspec.Struct, kw_only=True):
 
     @property
     def aht(self) -> float | None:
-        """Average handle time: talk plus wrap-up of completed contacts."""
+        """Average handle time: talk plus wrap-up of completed (inbound) contacts."""
         return self.handle_time / self.completed if self.completed else None
+
+    @property
+    def outbound_aht(self) -> float | None:
+        """Average handle time of completed outbound contacts."""
+        n = self.outbound_completed
+        return self.outbound_handle_time / n if n else None
 
     def summary(self) -> dict[str, object]:
         """Counters plus the derived figures, for the API and the wallboard."""
@@ -93,5 +114,6 @@ class QueueKpis(msgspec.Struct, kw_only=True):
             awt=self.awt,
             abandon_rate=self.abandon_rate,
             aht=self.aht,
+            outbound_aht=self.outbound_aht,
         )
         return out

@@ -84,6 +84,11 @@ class Message(msgspec.Struct, kw_only=True, gc=False):
 class Interaction(msgspec.Struct, kw_only=True, gc=False):
     """One contact on any channel, from arrival to completion.
 
+    Inbound contacts wait in `queue` for an agent. Outbound ones (`direction`
+    "outbound", started by an agent: `Router.start_outbound`) never wait: they belong
+    to the agent who started them from the first moment, and `queue` only lends them
+    its wrap-up time, recording rules and reports.
+
     `skills` adds to the queue's own requirements (an IVR may require `french = 2`).
     `attributes` is free space for channel and CRM plugins; the router never reads it.
     """
@@ -107,6 +112,11 @@ class Interaction(msgspec.Struct, kw_only=True, gc=False):
     ended_at: float | None = None
     agent: str | None = None
     callback: str | None = None  # the number to call back, once the customer chose a callback
+    #: Outbound: the customer's address the agent contacts (a phone number, an email).
+    address: str | None = None
+    #: How the contact ended, as its channel says ("answered", "no-answer", "busy",
+    #: "failed" for an outbound call); None when nobody said.
+    outcome: str | None = None
 
 
 class Offer(msgspec.Struct, frozen=True, kw_only=True, gc=False):

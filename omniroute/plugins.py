@@ -25,10 +25,12 @@ from typing import Any, TypeVar
 import msgspec
 import pluggy
 
+from . import controls as _controls
 from . import hookspecs
 from .specs import (
     ChannelSpec,
     ConfigSpec,
+    ControlSpec,
     QueueSelectorSpec,
     ReportSpec,
     RouteSpec,
@@ -244,6 +246,25 @@ class PluginHost:
                 owners[key] = plugin
             routes.append(route)
         return routes
+
+    def controls(self) -> list[ControlSpec]:
+        """Every control plugins declare for the pages; a name appears once per channel,
+        and a malformed control is refused naming its plugin (docs/plugins.md)."""
+        records = self._records("omniroute_controls", ControlSpec)
+        owners: dict[tuple[str, str], str] = {}
+        for plugin, control in records:
+            key = (control.channel, control.name)
+            if key in owners:
+                raise _duplicate("control", "/".join(key), owners[key], plugin)
+            owners[key] = plugin
+        errors: list[str] = []
+        adapters = self.channels() if records else {}
+        for plugin, control in records:
+            names = (name for channel, name in owners if channel == control.channel)
+            errors.extend(_controls.check(plugin, control, names, adapters))
+        if errors:
+            raise PluginError("; ".join(errors))
+        return [control for _, control in records]
 
     def qa_scorers(self) -> dict[str, ScorerSpec]:
         """Every automatic QA scorer, by name."""

@@ -6,8 +6,8 @@ rejects duplicates with a clear error, and builds the objects when it needs them
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
@@ -21,6 +21,8 @@ __all__ = [
     "Channel",
     "ChannelSpec",
     "ConfigSpec",
+    "ControlField",
+    "ControlSpec",
     "QueueSelectorSpec",
     "ReportSpec",
     "RouteSpec",
@@ -65,12 +67,20 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     leading, and called again if it leads again): for a channel that polls one shared
     source (an IMAP mailbox, Telegram long polling). Its `deliver` works on every node.
     On one node it changes nothing.
+
+    `actions`: what web routes (any node's) may ask of the running adapter, by name:
+    `async def action(adapter, *, field: type, ...) -> answer`, run by
+    `app.channel_call(name, action, {"field": ...})` where the adapter runs (on the
+    leader, for a leader-only channel: relayed there from a follower). Payload fields
+    and the answer must be msgspec-encodable (they cross nodes as JSON); refuse with
+    `omniroute.actions.ActionError(message, status)`. See docs/plugins.md.
     """
 
     name: str
     factory: Callable[[Any, Any], Channel]
     description: str = ""
     leader_only: bool = False
+    actions: Mapping[str, Callable[..., Awaitable[Any]]] = {}
 
 
 class ConfigSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,6 +110,56 @@ class RouteSpec(msgspec.Struct, frozen=True, kw_only=True):
     methods: Sequence[str] = ("GET",)
     role: str = "agent"
     websocket: bool = False
+
+
+ControlKind = Literal["agent", "queue", "number", "text", "choice", "me", "answer"]
+
+
+class ControlField(msgspec.Struct, frozen=True, kw_only=True):
+    """One field of a control's JSON body, and how the page fills it.
+
+    `kind`: "agent", "queue", "number", "text" (typed in a box; an empty optional box is
+    left out of the body), "choice" (picked from `choices`), "me" (the logged-in user's
+    id, not shown), "answer" (not shown: field `name` of the last answer of control
+    `source` on the same interaction, e.g. the channel a conference call added).
+    """
+
+    name: str
+    kind: ControlKind
+    label: str = ""
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    source: str = ""
+
+
+class ControlSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Yielded by `omniroute_controls`: a button a page shows on a live interaction of
+    `channel` (the interactions' `channel`, e.g. "voice") in one of `states`.
+
+    The button sends `method path` (`{interaction_id}` filled in) with a JSON body of
+    `fixed` and `fields`; `role` is the least role that sees it, and should match the
+    route's own (the route still checks). `page`: "inbox" (the open conversation) or
+    "wallboard" (each live interaction in "Waiting and live"). `name` is unique per
+    channel; `after` shows the button only once control `after` has answered on that
+    interaction (Complete after Consult). `done` is what the page says on success.
+    `adapter`: the channel adapter (a `ChannelSpec` name) whose routes it calls; the
+    control is offered only while the config enables it (`[plugins.NAME]`).
+    """
+
+    channel: str
+    name: str
+    page: Literal["inbox", "wallboard"]
+    label: str
+    path: str
+    method: Literal["POST", "PUT", "DELETE"] = "POST"
+    role: Literal["agent", "supervisor", "admin"] = "agent"
+    fields: tuple[ControlField, ...] = ()
+    fixed: dict[str, str] = {}
+    states: tuple[str, ...] = ("assigned",)
+    after: str = ""
+    done: str = ""
+    description: str = ""
+    adapter: str = ""
 
 
 class Score(msgspec.Struct, frozen=True, kw_only=True):

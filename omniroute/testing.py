@@ -12,11 +12,14 @@ classes and fixtures: it registers nothing, reads no environment and starts noth
 * `app`: builds an `App` on `plugin_host`, a virtual clock and an encoding memory store.
 * `serving(app)`: runs an app with its web server on a free loopback port, for tests of
   web routes and of channels that customers reach over HTTP.
+* `chromium()` and `log_in(...)`: Debian's Chromium driven by Playwright, logged in to
+  a page, for tests of the pages (the `test` extra installs Playwright).
 """
 
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,7 +32,17 @@ from .model import Customer, Identity, Interaction, Message
 from .plugins import PluginError, PluginHost
 from .specs import ChannelSpec
 
-__all__ = ["EchoChannel", "app", "echo_channel", "plugin_host", "register_plugin", "serving"]
+__all__ = [
+    "CHROMIUM",
+    "EchoChannel",
+    "app",
+    "chromium",
+    "echo_channel",
+    "log_in",
+    "plugin_host",
+    "register_plugin",
+    "serving",
+]
 
 
 class EchoChannel:
@@ -187,3 +200,42 @@ async def serving(app: Any, port: int = 0) -> AsyncIterator[str]:
                 await anyio.sleep(0.01)
         yield ready[0]
         tg.cancel_scope.cancel()
+
+
+#: Debian's Chromium (`scripts/install-browser`), which Playwright drives.
+CHROMIUM = "/usr/bin/chromium"
+_CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    """A headless `CHROMIUM` (a Playwright `Browser`) for the duration of the block; the
+    test skips, saying why, where Chromium or Playwright is missing."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} is missing: run scripts/install-browser (tox does) as root")
+    async_playwright = pytest.importorskip("playwright.async_api").async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=_CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def log_in(
+    browser: Any, url: str, user: str, password: str, landing: str, timeout: float = 10_000
+) -> Any:
+    """A page of a new browser context, logged in as `user` through the login page that
+    `landing` ("inbox", "wallboard") sends a visitor without a session to; every wait
+    on it times out after `timeout` ms."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    page.set_default_timeout(timeout)
+    await page.goto(f"{url}/{landing}")
+    await page.wait_for_url("**/login**")  # no session yet: the page sends us to log in
+    await page.fill("input[name=user]", user)
+    await page.fill("input[name=password]", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"**/{landing}")
+    return page

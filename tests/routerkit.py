@@ -13,7 +13,7 @@ from omniroute import events as ev
 from omniroute.clock import VirtualClock
 from omniroute.model import Agent, Customer, Interaction, InteractionState, Presence, Queue
 from omniroute.model import Routing as Routing
-from omniroute.router.core import Router
+from omniroute.router.core import Router, RouterError
 from omniroute.router.selectors import PrioritySlaWait
 from omniroute.router.strategies import omniroute_strategies
 from omniroute.router.strategy import QueueSelector
@@ -537,10 +537,12 @@ def drive(
     steps: int,
     *,
     prefix: str = "r",
+    outbound: bool = False,
 ) -> list[str]:
     """Apply `steps` random commands (and clock jumps) to `kit`; return submitted ids.
 
-    `rng` is a `random.Random`, so a seed gives the same run twice.
+    `rng` is a `random.Random`, so a seed gives the same run twice. With `outbound`,
+    agents also start outbound contacts (a run without keeps its sequence of choices).
     """
     router = kit.router
     S = InteractionState
@@ -554,7 +556,20 @@ def drive(
 
     for n in range(steps):
         roll = rng.random()
-        if roll < 0.22:
+        if outbound and rng.random() < 0.12:
+            who = rng.choice(agents)
+            queue = rng.choice(sorted(router.queues))
+            channel = rng.choice(channels.get(queue, CHANNELS))
+            iid = f"{prefix}o{n}"
+            customer = rng.choice([None, "c1", "c3"])
+            try:  # refused when the agent is offline or has no room: nothing happens
+                router.start_outbound(
+                    ix(iid, queue, channel, customer=customer, address="+351111"), who
+                )
+                submitted.append(iid)
+            except RouterError:
+                pass
+        elif roll < 0.22:
             queue = rng.choice(sorted(router.queues))
             iid = f"{prefix}{n}"
             skills = {rng.choice(SKILLS): rng.randint(1, 2)} if rng.random() < 0.3 else {}

@@ -52,7 +52,8 @@ def test_simulate() -> None:
 def test_serve() -> None:
     pytest.importorskip("omniroute_webchat")
     last = bench("serve", "--agents", "5", "--rate", "10", "--duration=1")[-1]
-    assert re.fullmatch(r"serve: \d+ interactions/s, offer p99 \d+\.\d ms", last), last
+    line = r"serve: \d+ interactions/s, offer p99 \d+\.\d ms, store sqlite"
+    assert re.fullmatch(line, last), last
 
 
 def test_channels(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ ones in docs/ come from here).
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import zlib
 from collections.abc import AsyncIterator
@@ -26,21 +25,12 @@ from omniroute.model import Customer, Identity, Interaction, Message
 from omniroute.plugins import PluginHost
 from omniroute.specs import RouteSpec
 from omniroute.store import MemoryStore
-from omniroute.testing import serving
+from omniroute.testing import chromium, log_in, serving
 
 playwright_api = pytest.importorskip("playwright.async_api")
 plugin = pytest.importorskip("omniroute_webchat.plugin")
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which(CHROMIUM) is None,
-        reason=f"{CHROMIUM} is missing: run scripts/install-browser (tox does) as root",
-    ),
-]
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 TIMEOUT = 10_000  # ms, for every wait
 
 
@@ -68,23 +58,12 @@ async def url() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        await browser.close()
+    async with chromium() as running:
+        yield running
 
 
 async def login(browser: Any, url: str, user: str, landing: str) -> Any:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    await page.goto(f"{url}/{landing}")
-    await page.wait_for_url("**/login**")  # no session yet: the page sends us to log in
-    await page.fill("input[name=user]", user)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"**/{landing}")
-    return page
+    return await log_in(browser, url, user, PASSWORD, landing)
 
 
 async def test_chat_from_widget_to_inbox_to_wallboard(browser: Any, url: str) -> None:
@@ -254,3 +233,37 @@ async def test_inbox_shows_names_times_subjects_photos_and_earlier_contacts(
         await agent.get_by_role("button", name="Back").click()
         await expect(agent.locator("#reply")).to_be_enabled()
         assert failed == []  # no 404 (a favicon) nor error in the console
+
+
+async def test_an_agent_calls_a_customer_from_the_inbox(browser: Any) -> None:
+    expect = playwright_api.expect
+    doc = document()
+    doc["agents"][0]["capacity"] = {"webchat": 2, "voice": 1}
+    doc["agents"][0]["exclusive"] = []  # she may call while she chats
+    app = App.from_dict(doc, store=MemoryStore(encode=True))
+    carla = Customer(
+        id="carla",
+        name="Carla Diaz",
+        identities=[Identity("webchat", "w-1"), Identity("voice", "+15550199")],
+    )
+    async with serving(app) as url:
+        await app.set_presence("ana", "ready")
+        chat = Interaction(id="chat-1", channel="webchat", queue="support", customer=carla)
+        await app.submit(chat)
+        await app.accept(next(iter(app.router.agent("ana").offers)), "ana")
+        agent = await login(browser, url, "ana", "inbox")
+        await agent.locator("#work .work[data-id=chat-1]").click()
+        # The customer's phone number has a Call button: the call is hers at once.
+        await agent.locator("#customer button.call[data-number='+15550199']").click()
+        outbound = agent.locator("#work .work", has_text="outbound +15550199")
+        await expect(outbound).to_have_count(1)
+        await expect(agent.locator("#conversation .head")).to_contain_text("outbound")
+        (call,) = [i for i in app.router.agent("ana").work if i != "chat-1"]
+        assert app.router.interaction(call).customer.id == "carla"  # type: ignore[union-attr]
+        # A second call from the dial box is refused: her one voice line is taken.
+        await agent.fill("#dial", "+1 555 0100")
+        await agent.locator("#dial-call").click()
+        await expect(agent.locator("#error")).to_contain_text("no free capacity")
+        # The call ends busy: wrap-up shows the outcome.
+        await app.complete(call, "ana", "busy")
+        await expect(outbound).to_contain_text("busy")

@@ -316,6 +316,25 @@ async def test_a_followers_app_serves_reads_and_sends_writes_to_the_leader(
     assert app.router.outbox == [] and app.router.next_deadline() is None
 
 
+async def test_a_follower_starts_an_outbound_contact_on_the_leader(
+    pair: tuple[Node, Node],
+) -> None:
+    leader, front = pair
+    app = front.app
+    assert app.role == "follower"
+    await app.set_presence("a1", "not_ready", "calls")
+    started = await app.start_outbound("a1", "chat", "+15550100")
+    assert started.agent == "a1" and started.state is InteractionState.ASSIGNED
+    assert leader.app is not None
+    assert leader.app.router.agent("a1").work == {started.id}  # the leader decided it
+    assert app.router.agent("a1").work == {started.id}  # and the replica has it
+    with pytest.raises(RouterError, match="no free capacity"):  # refused there, as itself
+        await app.start_outbound("a1", "chat", "+15550101")
+    await app.complete(started.id, "a1", "answered")
+    completed = [e async for _, e in leader.store.read() if isinstance(e, ev.Completed)]
+    assert completed[-1].outcome == "answered"
+
+
 async def test_a_followers_queue_changes_run_on_the_leader(pair: tuple[Node, Node]) -> None:
     leader, front = pair
     app = front.app
@@ -429,3 +448,21 @@ def test_a_node_from_the_store_section() -> None:
     assert (made.store.dsn, made.store.schema, made.name, made.lead) == (DSN, "cc", "n1", False)
     with pytest.raises(ConfigError, match='backend = "postgres"'):
         Node.from_config(from_dict(CONFIG))
+
+
+async def test_a_hand_over_is_forwarded_like_any_command(pair: tuple[Node, Node]) -> None:
+    """A consultative transfer completed on a follower (`App.hand_over`) runs on the
+    leader, once, and the follower's replica has it when it returns."""
+    leader, front = pair
+    await front.app.submit(chat(1))
+    await front.app.set_presence("a1", "ready")
+    assert leader.app is not None
+    offered = [e async for _, e in leader.store.read() if isinstance(e, ev.Offered)]
+    await front.app.accept(offered[0].offer_id, "a1")
+    with pytest.raises(RouterError, match='"a2" cannot take a chat'):
+        await front.app.hand_over("i1", "a2", "a1")  # a2 is offline
+    await front.app.set_presence("a2", "ready")
+    moved = await front.app.hand_over("i1", "a2", "a1")
+    assert moved.agent == "a2" and moved.state is InteractionState.ASSIGNED
+    assert front.app.router.agent("a1").work == set()
+    assert leader.app.router.interaction("i1").agent == "a2"

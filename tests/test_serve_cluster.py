@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +78,13 @@ secret = "a-secret-shared-by-every-node"
 {users}"""
 
 
-def start(path: Path, err: Path) -> subprocess.Popen[str]:
+def start(path: Path, err: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "omniroute", "serve", str(path), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=err.open("w"),
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**(env or os.environ), "PYTHONUNBUFFERED": "1"},
     )
 
 
@@ -165,13 +167,23 @@ async def until_ok(send: Any, *ok: int) -> httpx.Response:
 def nodes(schema: str, tmp_path: Path) -> Any:
     path = tmp_path / "omniroute.toml"
     path.write_text(config(schema))
+    with serving_nodes(path, tmp_path) as procs:
+        yield procs
+
+
+@contextmanager
+def serving_nodes(
+    path: Path, tmp_path: Path, env: dict[str, str] | None = None
+) -> Iterator[dict[int, tuple[subprocess.Popen[str], Path, str]]]:
+    """Three `omniroute serve` nodes on the config at `path` (its schema migrated
+    first), by pid: (process, stderr file, url); stopped after the block."""
     migrate = [sys.executable, "-m", "omniroute", "store", "migrate", str(path)]
-    subprocess.run(migrate, check=True, capture_output=True)
+    subprocess.run(migrate, check=True, capture_output=True, env=env)
     procs: dict[int, tuple[subprocess.Popen[str], Path, str]] = {}
     try:
         for n in range(3):
             err = tmp_path / f"node{n}.err"
-            proc = start(path, err)
+            proc = start(path, err, env)
             try:
                 url = serving_url(proc, 30)
             except AssertionError:
@@ -182,6 +194,7 @@ def nodes(schema: str, tmp_path: Path) -> Any:
     finally:
         for proc, *_ in procs.values():
             if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # in case a test froze it
                 proc.send_signal(signal.SIGTERM)
         for proc, *_ in procs.values():
             try:

@@ -4,8 +4,11 @@ migrations, retention."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import pytest
 from test_store_memory import read_all, sample_events
 
@@ -126,6 +129,88 @@ def test_durability_settings(db: Path) -> None:
     conn = store._conn
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)  # its own thread
+
+
+# ---------------------------------------------------------------------- pipelining
+
+
+@pytest.mark.anyio
+async def test_overlapping_appends_commit_in_call_order_in_one_transaction(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteStore(db)
+    assert store.pipelined
+    transactions: list[int] = []
+    commit = SqliteStore._commit
+    monkeypatch.setattr(
+        SqliteStore,
+        "_commit",
+        lambda self, jobs, out: [transactions.append(len(jobs)), commit(self, jobs, out)],
+    )
+    batches = [[ev.Note(at=float(n), kind=f"b{n}")] * (n % 3 + 1) for n in range(50)]
+    ends: dict[int, int] = {}
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold(_: sqlite3.Connection) -> None:  # the writer thread, until all are queued
+        entered.set()
+        gate.wait(10)
+
+    async def append(n: int) -> None:
+        ends[n] = await store.append(batches[n])
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(store._run, hold)
+        await anyio.to_thread.run_sync(entered.wait, 10)
+        for n in range(50):
+            tg.start_soon(append, n)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    assert transactions == [50]
+    sizes = [len(b) for b in batches]
+    assert [ends[n] for n in range(50)] == [sum(sizes[: n + 1]) for n in range(50)]
+    assert [e.kind for _, e in await read_all(store)] == [e.kind for b in batches for e in b]
+    await store.close()
+
+
+@pytest.mark.anyio
+async def test_after_a_failed_append_the_appends_queued_behind_it_fail_too(db: Path) -> None:
+    first, second = SqliteStore(db), SqliteStore(db)
+    await first.append(sample_events()[:1])
+    outcomes: list[object] = []
+
+    async def append() -> None:
+        try:
+            outcomes.append(await second.append(sample_events()[:1]))
+        except StoreError as exc:
+            outcomes.append(str(exc))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(append)
+    assert len(outcomes) == 3 and all("another process writing" in str(o) for o in outcomes)
+    with pytest.raises(StoreError, match="an earlier append failed"):
+        await second.append(sample_events()[:1])
+    assert [seq for seq, _ in await read_all(first)] == [1]
+    await first.close()
+    await second.close()
+
+
+@pytest.mark.anyio
+async def test_the_log_file_starts_over_while_appends_go_on(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints run beside the appends; without the writer finishing them the log
+    would only grow (about 4 KB a commit: 8 MB here)."""
+    monkeypatch.setattr("omniroute.store.sqlite.CHECKPOINT_EVERY", 0.02)
+    store = SqliteStore(db)
+    wal = db.with_name(db.name + "-wal")
+    for n in range(2000):  # back to back: the checkpoint thread never sees the log whole
+        await store.append([ev.Note(at=float(n), kind="n", data={"pad": "x" * 200})])
+    assert wal.stat().st_size < 2_000_000
+    assert await store.last_seq() == 2000
+    await store.close()
+    assert not wal.exists()  # the last connection closed: the whole log is in the file
 
 
 # ---------------------------------------------------------------------- schema

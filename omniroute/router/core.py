@@ -17,7 +17,7 @@ import heapq
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -32,6 +32,7 @@ from ..model import (
     Agent,
     Candidate,
     Customer,
+    Direction,
     Explanation,
     Interaction,
     InteractionState,
@@ -68,6 +69,10 @@ COMPLETED: Final = S.COMPLETED
 READY: Final = Presence.READY
 OFFLINE: Final = Presence.OFFLINE
 NOT_READY: Final = Presence.NOT_READY
+OUTBOUND: Final = Direction.OUTBOUND
+#: Presences from which an agent may start an outbound contact: ready, and not ready
+#: (agents often take a break from inbound work to make calls). Offline may not.
+OUTBOUND_PRESENCES: Final = frozenset({READY, NOT_READY})
 # The events every contact makes, as module constants too: from compiled code
 # `ev.Offered` is an attribute lookup on the module on each use.
 QUEUED_EVENT: Final = ev.InteractionQueued
@@ -95,9 +100,10 @@ class SnapshotError(RouterError):
 class Router:
     """Skill-based routing across every queue and channel.
 
-    Commands: `submit`, `accept`, `decline`, `complete`, `end_wrap_up`, `abandon`,
-    `transfer`, `requeue`, `assign`, `request_callback`, `set_presence`, `upsert_agent`,
-    `remove_agent`, `upsert_queue`, `remove_queue`, `add_message`, `add_note`. Reads:
+    Commands: `submit`, `start_outbound`, `accept`, `decline`, `complete`,
+    `end_wrap_up`, `abandon`, `transfer`, `requeue`, `assign`, `request_callback`,
+    `set_presence`, `upsert_agent`, `remove_agent`, `upsert_queue`, `remove_queue`,
+    `add_message`, `add_note`. Reads:
     `interaction`, `waiting`, `agent`, `stats`, `explain`, `position`. A replica
     (`follow`) applies a leader's events and only reads.
     """
@@ -173,6 +179,7 @@ class Router:
             ev.OfferMissed: self._on_missed,
             ev.OfferRevoked: self._on_revoked,
             ev.Assigned: self._on_assigned,
+            ev.OutboundStarted: self._on_outbound,
             ev.Requeued: self._on_requeued,
             ev.Transferred: self._on_transferred,
             ev.Abandoned: self._on_abandoned,
@@ -213,20 +220,7 @@ class Router:
         for message in messages or ():
             if message.interaction_id != interaction.id:
                 raise RouterError(f'message "{message.id}" is not of "{interaction.id}"')
-        queue = self.queues.get(interaction.queue)
-        if queue is None:
-            raise RouterError(
-                f'interaction "{interaction.id}": unknown queue "{interaction.queue}"; '
-                f"queues: {', '.join(sorted(self.queues))}"
-            )
-        allowed = queue.channels
-        if allowed is not None and interaction.channel not in allowed:
-            raise RouterError(
-                f'interaction "{interaction.id}": queue "{queue.name}" does not take '
-                f'channel "{interaction.channel}" (it takes {", ".join(allowed)})'
-            )
-        if interaction.id in self.active:
-            raise RouterError(f'interaction "{interaction.id}" is already in the router')
+        queue = self._queue_of(interaction, f'interaction "{interaction.id}"')
         for skill, level in interaction.skills.items():
             if not (isinstance(level, int) and 1 <= level <= 5):
                 raise RouterError(
@@ -252,6 +246,38 @@ class Router:
             self._match(w, "arrival")
         self._settle()
         return w.ix
+
+    def start_outbound(self, interaction: Interaction, agent_id: str) -> Interaction:
+        """An agent starts a contact to a customer (click-to-call, a first email): it is
+        theirs at once, never queued nor offered to anyone else.
+
+        It takes one unit of the agent's capacity on its channel, under the same rules
+        as routed work (an exclusive channel such as voice needs the agent free of all
+        other work, offers included), and the agent must be ready or not ready (not
+        offline). `interaction.queue` must take the channel: it gives the wrap-up time
+        and the reports it counts in (as outbound, apart from the queue's waits)."""
+        self._tick()
+        where = f'outbound "{interaction.id}"'
+        self._queue_of(interaction, where)
+        agent = self._agent(agent_id)
+        if agent.presence not in OUTBOUND_PRESENCES:
+            raise RouterError(
+                f'{where}: agent "{agent_id}" is {agent.presence.value}; be ready or not '
+                "ready to start a contact"
+            )
+        why = _no_room(agent, interaction.channel)
+        if why:
+            raise RouterError(f'{where}: agent "{agent_id}" has no free capacity: {why}')
+        ix = msgspec.structs.replace(interaction)  # a copy, as in submit
+        ix.direction = OUTBOUND
+        ix.state = ASSIGNED
+        ix.created_at = ix.created_at or self.now
+        ix.enqueued_at = ix.answered_at = self.now
+        ix.agent = agent_id
+        ix.preferred_agent = None
+        self._emit(ev.OutboundStarted(at=self.now, interaction=ix, agent_id=agent_id))
+        self._settle()
+        return self.active[ix.id].ix
 
     def accept(self, offer_id: str, agent_id: str | None = None) -> Interaction:
         """The agent takes the offered interaction."""
@@ -280,14 +306,21 @@ class Router:
             self._match(w, "declined")
         self._settle()
 
-    def complete(self, interaction_id: str, agent_id: str | None = None) -> None:
-        """The contact is over; the agent wraps up for the queue's `wrap_up` seconds."""
+    def complete(
+        self, interaction_id: str, agent_id: str | None = None, outcome: str | None = None
+    ) -> None:
+        """The contact is over; the agent wraps up for the queue's `wrap_up` seconds.
+        `outcome` says how it ended, if the channel knows ("no-answer", "busy")."""
         self._tick()
         w = self._get(interaction_id, ASSIGNED)
         agent = self._agent_of(w, agent_id)
         until = self.now + w.queue.wrap_up
         completed = COMPLETED_EVENT(
-            at=self.now, interaction_id=w.id, agent_id=agent.id, wrap_up_until=until
+            at=self.now,
+            interaction_id=w.id,
+            agent_id=agent.id,
+            wrap_up_until=until,
+            outcome=outcome,
         )
         self.outbox.append(completed)
         self._on_completed(completed)  # `_emit`, direct
@@ -353,6 +386,40 @@ class Router:
         )
         self._match(w, "transfer")
         self._settle()
+
+    def hand_over(
+        self, interaction_id: str, to_agent: str, agent_id: str | None = None
+    ) -> Interaction:
+        """Complete a consultative transfer: the colleague the agent consulted, already on
+        the line, takes the interaction at once (no offer), if they have room for it now.
+
+        One command, two events of a blind transfer and a direct assignment (Transferred,
+        then Assigned), so the interaction is never held by both nor left unassigned."""
+        self._tick()
+        w = self._get(interaction_id, ASSIGNED)
+        agent = self._agent_of(w, agent_id)
+        target = self.agents.get(to_agent)
+        if target is None:
+            raise RouterError(f'hand-over of "{w.id}": unknown agent "{to_agent}"')
+        if target is agent:
+            raise RouterError(f'hand-over of "{w.id}": "{to_agent}" already has it')
+        if not target.can_take(w.ix.channel):
+            raise RouterError(
+                f'hand-over of "{w.id}": agent "{to_agent}" cannot take a {w.ix.channel} '
+                f"interaction now ({target.activity}, load {target.load})"
+            )
+        self._emit(
+            ev.Transferred(
+                at=self.now,
+                interaction_id=w.id,
+                from_agent=agent.id,
+                to_agent=to_agent,
+                to_queue=None,
+            )
+        )
+        self._emit(ev.Assigned(at=self.now, interaction_id=w.id, agent_id=to_agent))
+        self._settle()
+        return w.ix
 
     def requeue(self, interaction_id: str, reason: str = "requeued") -> None:
         """Put an assigned interaction back in line at its original place."""
@@ -636,6 +703,38 @@ class Router:
             for o in w.queue.waiting.values()
             if o.ix.state is WAITING and (o.order_key, o.seq) < mine
         )
+
+    def pick(
+        self,
+        queue: str,
+        channel: str,
+        skills: Mapping[str, int] | None = None,
+        excluded: Collection[str] = (),
+    ) -> str | None:
+        """The agent the queue's strategy would offer a new contact to now (None if no
+        one can take it): for a consultation, which is not itself routed. Agents are
+        ranked as `_match` ranks them (skill group, then the strategy's key); a ring-all
+        or scanning strategy takes the first free agent in configuration order."""
+        runtime = self.queues.get(queue)
+        if runtime is None:
+            raise RouterError(f'unknown queue "{queue}"')
+        requirement = {**runtime.config.skills, **(skills or {})}
+        strategy = runtime.strategy
+        best: tuple[Any, AgentStatus] | None = None
+        for agent in self.agents.values():
+            profile = agent.profile
+            if agent.id in excluded or profile is None or not agent.can_take(channel):
+                continue
+            if not profile.qualifies(queue, requirement):
+                continue
+            if strategy.ring_all or strategy.scan:
+                key: Any = agent.ordinal
+            else:
+                group = strategy.group_key(profile.skills, requirement)
+                key = (group, strategy.agent_key(agent), agent.ordinal)
+            if best is None or key < best[0]:
+                best = (key, agent)
+        return best[1].id if best is not None else None
 
     def queue_stats(self, queue: str) -> QueueKpis:
         """Today's KPIs of a queue (live service level, ASA, abandon rate...)."""
@@ -1235,6 +1334,31 @@ class Router:
         else:
             self._rekey(agent)  # the offer held the capacity already
 
+    def _on_outbound(self, e: ev.OutboundStarted) -> None:
+        """An agent's outbound contact: theirs at once, in its queue's list of live
+        interactions (so a transfer or a queue's removal sees it) but never in line, with
+        no SLA timer and no count in the queue's inbound figures."""
+        ix = e.interaction
+        if ix.id in self.active:
+            return
+        ix = msgspec.structs.replace(ix)  # the event stays a snapshot
+        queue = self.queues[ix.queue]
+        agent = self.agents[e.agent_id]
+        self._arrivals += 1
+        w = Waiting(ix, queue, self._arrivals)
+        self.active[ix.id] = w
+        queue.waiting[ix.id] = w
+        self._set_requirements(w)  # for a transfer to a colleague or back to a queue
+        w.answered = True
+        w.assigned_at = e.at
+        w.sla_deadline = e.at
+        self._load(agent, ix.channel, +1)
+        agent.work.add(ix.id)
+        _today(queue, e.at, self).outbound += 1
+        if ix.customer is not None:
+            self.last_agent[ix.customer.id] = agent.id
+        self._touch(agent)
+
     def _on_message(self, e: ev.MessageAdded) -> None:
         w = self.active.get(e.message.interaction_id)
         if w is None or w.ix.first_response_at is not None:
@@ -1282,7 +1406,8 @@ class Router:
     def _on_abandoned(self, e: ev.Abandoned) -> None:
         w = self.active[e.interaction_id]
         self._release_offers(w)
-        _today(w.queue, e.at, self).on_abandoned(self._wait(w, e.at))
+        if w.ix.direction is not OUTBOUND:  # an outbound one transferred to a queue
+            _today(w.queue, e.at, self).on_abandoned(self._wait(w, e.at))
         self._end(w, ABANDONED, e.at)
 
     def _on_completed(self, e: ev.Completed) -> None:
@@ -1290,20 +1415,27 @@ class Router:
         agent = self.agents[e.agent_id]
         w.ix.state = WRAP_UP
         w.ix.ended_at = e.wrap_up_until
+        if e.outcome is not None:
+            w.ix.outcome = e.outcome
         agent.talk_time += e.at - w.assigned_at
         self._rekey(agent)  # talk time is part of some strategies' keys
         self._at(e.wrap_up_until, self._wrap_timer, (w, e.wrap_up_until), w.queue.lanes.wrap)
 
     def _on_wrap_up_ended(self, e: ev.WrapUpEnded) -> None:
         w = self.active[e.interaction_id]
-        _today(w.queue, e.at, self).on_completed(e.at - w.assigned_at)
+        stats = _today(w.queue, e.at, self)
+        if w.ix.direction is OUTBOUND:
+            stats.on_outbound_completed(e.at - w.assigned_at, w.ix.outcome)
+        else:
+            stats.on_completed(e.at - w.assigned_at)
         self._leave_agent(w, e.at)
         self._end(w, COMPLETED, e.at)
 
     def _on_closed(self, e: ev.Closed) -> None:
         w = self.active[e.interaction_id]
         self._release_offers(w)
-        _today(w.queue, e.at, self).closed += 1
+        if w.ix.direction is not OUTBOUND:
+            _today(w.queue, e.at, self).closed += 1
         self._end(w, CLOSED, e.at)
 
     def _on_callback_requested(self, e: ev.CallbackRequested) -> None:
@@ -1520,6 +1652,25 @@ class Router:
             wanted = " or ".join(s.value for s in states)
             raise RouterError(f'interaction "{interaction_id}" is {w.ix.state.value}, not {wanted}')
         return w
+
+    def _queue_of(self, interaction: Interaction, where: str) -> QueueRuntime:
+        """The queue a new interaction names, which must take its channel; and its id
+        must be new."""
+        queue = self.queues.get(interaction.queue)
+        if queue is None:
+            raise RouterError(
+                f'{where}: unknown queue "{interaction.queue}"; '
+                f"queues: {', '.join(sorted(self.queues))}"
+            )
+        allowed = queue.channels
+        if allowed is not None and interaction.channel not in allowed:
+            raise RouterError(
+                f'{where}: queue "{queue.name}" does not take '
+                f'channel "{interaction.channel}" (it takes {", ".join(allowed)})'
+            )
+        if interaction.id in self.active:
+            raise RouterError(f'interaction "{interaction.id}" is already in the router')
+        return queue
 
     def _agent(self, agent_id: str) -> AgentStatus:
         agent = self.agents.get(agent_id)
@@ -1835,6 +1986,23 @@ class Router:
 
 def _nothing(event: ev.Event) -> None:
     return None
+
+
+def _no_room(agent: AgentStatus, channel: str) -> str:
+    """Why the agent cannot hold one more interaction on `channel` whatever their
+    presence (`AgentStatus.can_take` without the presence), or "" if they can."""
+    capacity = agent.config.capacity.get(channel, 0)
+    if capacity == 0:
+        return f"they do not take {channel}"
+    load = agent.load.get(channel, 0)
+    if load >= capacity:
+        return f"{load} of {capacity} {channel} already (offers included)"
+    if channel in agent.exclusive and agent.total_load:
+        busy = ", ".join(f"{c} {n}" for c, n in sorted(agent.load.items()) if n)
+        return f"{channel} takes them whole and they hold other work or offers ({busy})"
+    if agent.exclusive_load:
+        return "they are on an exclusive channel (a call)"
+    return ""
 
 
 def _references(queue: Queue) -> set[str]:

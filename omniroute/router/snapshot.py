@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 #: Bumped whenever the layout below changes: an older snapshot is then refused.
 #: 2: each queue's config, as the admin API may have changed it since start-up.
 #: 3: spent timers (answered offers' time-outs, answered contacts' SLA) left out.
-#: 4: each interaction names the queue whose SLA it is measured by (`sla_queue`).
-FORMAT = 4
+#: 4: outbound counters in each queue's KPIs; interactions' `address` and `outcome`.
+#: 5: each interaction names the queue whose SLA it is measured by (`sla_queue`).
+FORMAT = 5
 
 # ---------------------------------------------------------------------- layout
 

@@ -42,6 +42,10 @@ class Store(Protocol):
       batch is stored whole or not at all, and `read` returns events in that order.
     * One writer: appends come from one app (the routing leader), serialised by it, so
       a store need not order concurrent appends; it may batch them (group commit).
+      A store whose class sets `pipelined = True` promises more, and the app then
+      calls `append` again before the previous call returned: it commits appends in
+      the order they were called (a later one never before an earlier one), and after
+      a failed append it refuses every later one.
     """
 
     async def append(self, events: Sequence[Event]) -> int:

@@ -363,8 +363,12 @@ class PostgresStore:
             + ", (SELECT e FROM fence)"
         )
 
-    async def finish_commands(self, results: Sequence[tuple[str, bytes]]) -> None:
-        """Record results of commands that emitted no event (fenced like an append)."""
+    async def finish_commands(
+        self, results: Sequence[tuple[str, bytes]], *, seq: int | None = None
+    ) -> None:
+        """Record results of commands that emitted no event (fenced like an append);
+        `seq`, when given, is the log position a caller should wait for (what a
+        channel action's own commands wrote)."""
         if not results:
             return
         self._check_open()
@@ -375,7 +379,7 @@ class PostgresStore:
                     self._fenced(_FINISH, _NOTIFY_FINISHED),
                     {
                         "epoch": self._epoch,
-                        "last": None,
+                        "last": seq,
                         "ids": [r[0] for r in results],
                         "results": [r[1].decode() for r in results],
                         "done": self.channel("results"),

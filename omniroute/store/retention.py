@@ -2,7 +2,8 @@
 
 Bodies are what customers and agents wrote. In the event log they live in:
 
-* `InteractionQueued.interaction.subject` (an email's subject, a chat's first line);
+* `InteractionQueued.interaction.subject` (an email's subject, a chat's first line),
+  and the same fields of `OutboundStarted.interaction` (an agent's outbound contact);
 * `InteractionQueued.interaction.attributes` (channel and CRM plugins keep message
   text, headers and transcripts there; the router never reads it);
 * `InteractionQueued.interaction.customer.name` and `.attributes` (what a CRM told us);
@@ -29,11 +30,11 @@ _PURGED_TABLE = {"purged": True}
 #: Note kinds that hold a message of a conversation.
 MESSAGE_NOTE_KINDS = frozenset({"message"})
 #: Event tags `purge_bodies` may change (a store can select candidates by tag).
-PURGEABLE_TAGS = ("queued", "message", "note")
+PURGEABLE_TAGS = ("queued", "outbound", "message", "note")
 
 
 def purgeable(event: ev.Event) -> bool:
-    return isinstance(event, ev.InteractionQueued | ev.MessageAdded | ev.Note)
+    return isinstance(event, ev.InteractionQueued | ev.OutboundStarted | ev.MessageAdded | ev.Note)
 
 
 def purge_bodies(event: ev.Event) -> ev.Event | None:
@@ -48,7 +49,7 @@ def purge_bodies(event: ev.Event) -> ev.Event | None:
         if event.kind not in MESSAGE_NOTE_KINDS or event.data in ({}, _PURGED_TABLE):
             return None
         return msgspec.structs.replace(event, data=dict(_PURGED_TABLE))
-    if not isinstance(event, ev.InteractionQueued):
+    if not isinstance(event, ev.InteractionQueued | ev.OutboundStarted):
         return None
     ix = event.interaction
     changes: dict[str, object] = {}

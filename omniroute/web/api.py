@@ -19,6 +19,7 @@ import msgspec
 from .. import events as ev
 from ..app import DeliveryError
 from ..config import ConfigError, convert
+from ..controls import for_role
 from ..conversations import Contact
 from ..model import (
     TERMINAL_STATES,
@@ -31,6 +32,7 @@ from ..model import (
     Queue,
 )
 from ..router.core import RouterError
+from ..specs import ControlSpec
 from .auth import SESSION_REVOKED, Principal, TooManyAttempts
 from .settings import Role
 from .views import (
@@ -41,6 +43,7 @@ from .views import (
     LoginBody,
     MessageBody,
     OfferView,
+    OutboundBody,
     PresenceBody,
     QueueView,
     SessionView,
@@ -162,6 +165,13 @@ async def me(call: Call) -> SessionView:
     """Who this session belongs to."""
     user = call.me.user
     return SessionView(user=user.id, role=user.role, name=user.name)
+
+
+@endpoint("GET", "/api/controls", Role.AGENT, returns=list[ControlSpec])
+async def controls(call: Call) -> list[ControlSpec]:
+    """The buttons channel plugins put on live interactions (hold, consult, listen...)
+    that the caller's role may use: the pages draw them (docs/plugins.md, "Controls")."""
+    return for_role(call.app.host.controls(), call.me.role.value, call.app.channels)
 
 
 # ------------------------------------------------------------------ agents' inbox
@@ -330,6 +340,61 @@ def _customer(app: App, customer_id: str) -> Customer:
     if found is None:
         raise ApiError(404, f'no customer "{customer_id}" (or none of their contacts is kept)')
     return found
+
+
+@endpoint("POST", "/api/outbound", Role.AGENT, body=OutboundBody, returns=Interaction, status=201)
+async def start_outbound(call: Call) -> Interaction:
+    """Start an outbound contact (click-to-call): it is the agent's at once, never
+    queued. Agents start their own; supervisors may start one for another agent.
+    Refused (409) when the agent is offline or has no free capacity on the channel."""
+    body: OutboundBody = call.body
+    app = call.app
+    agent_id = body.agent or call.me.id
+    if agent_id != call.me.id and not call.me.has(Role.SUPERVISOR):
+        raise ApiError(403, "agents start their own contacts only", "agent")
+    if agent_id not in app.router.agents:
+        if body.agent is None:
+            raise ApiError(403, f'user "{agent_id}" is not an agent')
+        raise ApiError(404, f'no agent "{agent_id}"', "agent")
+    if body.queue is not None and body.queue not in app.router.queues:
+        raise ApiError(404, f'no queue "{body.queue}"', "queue")
+    channel = body.channel.strip().lower()
+    if body.customer is not None:
+        found = app.conversations.customer(body.customer)
+        if found is None:
+            raise ApiError(404, f'no customer "{body.customer}"', "customer")
+        if not call.me.has(Role.SUPERVISOR) and not _serves_customer(app, call.me, found.id):
+            raise ApiError(404, f'no customer "{body.customer}"', "customer")
+        addresses = [i.address for i in found.identities if i.channel == channel]
+        if not addresses:
+            raise ApiError(422, f"the customer has no {channel} address", "address")
+        address = typed_identity(channel, body.address).address if body.address else addresses[0]
+        if address not in addresses:  # else a call would link the address to them
+            raise ApiError(422, f'"{address}" is not an address of this customer', "address")
+    elif body.address is not None:
+        address = typed_identity(channel, body.address).address
+    else:
+        raise ApiError(422, "give the address to contact, or the customer", "address")
+    return await _run(
+        app.start_outbound(
+            agent_id,
+            channel,
+            address,
+            customer_id=body.customer,
+            queue=body.queue,
+            subject=body.subject,
+        )
+    )
+
+
+def _serves_customer(app: App, principal: Principal, customer_id: str) -> bool:
+    """Whether the agent may reach this customer: one of the customer's contacts is
+    readable by them (the customer of a conversation they hold or held)."""
+    conversations = app.conversations
+    return any(
+        readable(app, principal, contact.id) is not None
+        for contact in conversations.history(customer_id)
+    )
 
 
 @endpoint("POST", "/api/interactions/{interaction_id}/complete", Role.AGENT)

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..actions import ActionError
 from ..router.core import RouterError
 from ..store.base import StoreError
 from .api import ENDPOINTS, ApiError, Call, Endpoint, decode_body
@@ -50,6 +51,7 @@ class JSONResponse(Response):
 def create_asgi_app(app: App, server: Server) -> Starlette:
     """The web app of one running `App`, configured by `[server]`."""
     auth = Auth(server)
+    app.host.controls()  # a malformed control is refused now, not when a page asks
     routes: list[BaseRoute] = [_route(app, auth, server, e) for e in _by_path(ENDPOINTS)]
     hub = EventHub(app)
     auth.on_logout(hub.close_session)
@@ -59,7 +61,7 @@ def create_asgi_app(app: App, server: Server) -> Starlette:
     routes.append(Route("/api/openapi.json", lambda _: JSONResponse(document)))
     routes.extend(_pages())
     for spec in app.host.web_routes():
-        routes.append(_plugin_route(auth, spec))
+        routes.append(_plugin_route(app, auth, spec))
     web = Starlette(routes=routes)
     web.state.omniroute = app
     web.state.auth = auth
@@ -99,8 +101,7 @@ def _route(app: App, auth: Auth, server: Server, group: list[Endpoint]) -> Route
         except ClientDisconnect:
             return Response(status_code=400)  # nobody reads it: the client went away
         except StoreError as exc:  # the store, or a cluster's leader, cannot take it now
-            body = {"error": f"try again in a moment: {exc}", "where": None}
-            return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
+            return _unavailable(exc)
         except ApiError as exc:
             body = {"error": exc.error, "where": exc.where}
             return JSONResponse(body, status_code=exc.status, headers=exc.headers)
@@ -118,6 +119,12 @@ def _route(app: App, auth: Auth, server: Server, group: list[Endpoint]) -> Route
         return response
 
     return Route(group[0].path, handle, methods=list(by_method))
+
+
+def _unavailable(exc: StoreError) -> Response:
+    """503 with Retry-After: a write the store, or a cluster's leader, cannot take now."""
+    body = {"error": f"try again in a moment: {exc}", "where": None}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
 
 
 def _idempotency_key(request: Request, principal: Principal | None) -> str | None:
@@ -298,8 +305,12 @@ async def _until_closed(websocket: WebSocket, scope: anyio.CancelScope, gone: an
 # ------------------------------------------------------------------ plugin routes
 
 
-def _plugin_route(auth: Auth, spec: Any) -> BaseRoute:
-    """A plugin's route, behind the role its spec asks for ("public" skips the check)."""
+def _plugin_route(app: App, auth: Auth, spec: Any) -> BaseRoute:
+    """A plugin's route, behind the role its spec asks for ("public" skips the check).
+
+    As for the API: an `Idempotency-Key` header gives the commands and channel actions
+    the endpoint runs that key; what it lets escape is answered as the API would (an
+    ActionError with its status, RouterError 409, StoreError 503 with Retry-After)."""
     role = None if spec.role == "public" else Role(spec.role)
     endpoint = spec.endpoint
     if spec.websocket:
@@ -319,10 +330,18 @@ def _plugin_route(auth: Auth, spec: Any) -> BaseRoute:
     async def guarded(request: Request) -> Response:
         try:
             # The caller (None on public routes), for the endpoint's own checks.
-            request.state.principal = _authorise(auth, request, role)
+            request.state.principal = principal = _authorise(auth, request, role)
+            key = _idempotency_key(request, principal)
+            with app.idempotent(key) if key else contextlib.nullcontext():
+                response: Response = await endpoint(request)
         except ApiError as exc:
             return JSONResponse({"error": exc.error, "where": None}, status_code=exc.status)
-        response: Response = await endpoint(request)
+        except ActionError as exc:
+            return JSONResponse({"error": str(exc), "where": None}, status_code=exc.status)
+        except RouterError as exc:
+            return JSONResponse({"error": str(exc), "where": None}, status_code=409)
+        except StoreError as exc:  # no leader took it in time, or the store is away
+            return _unavailable(exc)
         return response
 
     return Route(spec.path, guarded, methods=list(spec.methods))

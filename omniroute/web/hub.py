@@ -118,7 +118,7 @@ class EventHub:
         concerned = set(self._owners.get(interaction, ()))
         if agent:
             concerned.add(agent)
-        if isinstance(event, ev.Offered | ev.Assigned):
+        if isinstance(event, ev.Offered | ev.Assigned | ev.OutboundStarted):
             self._owners.setdefault(interaction, set()).add(event.agent_id)
         elif isinstance(event, (*_LOSES, ev.Transferred)) and interaction in self._owners:
             owners = self._owners[interaction]

@@ -20,6 +20,7 @@ __all__ = [
     "LoginBody",
     "MessageBody",
     "OfferView",
+    "OutboundBody",
     "PresenceBody",
     "QueueView",
     "SessionView",
@@ -67,6 +68,20 @@ class TransferBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class AssignBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     agent: Id
+
+
+class OutboundBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Start a contact to a customer: at `address` on `channel` ("voice": a phone
+    number), or at the customer's own address on that channel when only `customer` is
+    given. `agent` is whose contact it is (the caller's own by default; supervisors may
+    name another agent); `queue` defaults to the agent's first queue taking the channel."""
+
+    channel: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] = "voice"
+    address: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
+    customer: Id | None = None
+    agent: Id | None = None
+    queue: Id | None = None
+    subject: Annotated[str, msgspec.Meta(max_length=500)] | None = None
 
 
 class OfferView(msgspec.Struct, kw_only=True):

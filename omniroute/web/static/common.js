@@ -29,10 +29,11 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-function showError(text) {
+function showError(text, ok) {
   const box = document.getElementById("error");
   if (!box) return;
   box.textContent = text;
+  box.className = ok ? "ok" : "";
   box.hidden = false;
   clearTimeout(showError.timer);
   showError.timer = setTimeout(() => { box.hidden = true; }, 6000);
@@ -76,4 +77,93 @@ function live(refresh, onTyping) {
 async function logout() {
   await api("POST", "/api/logout");
   location.href = "/login";
+}
+
+/* Controls that channel plugins declare (GET /api/controls, docs/plugins.md): buttons on
+ * a live interaction, each sending one request to the plugin's route. Labels and answers
+ * are inserted as text; what was typed in a control's boxes survives the page's redraws. */
+const controlInputs = new Map();
+
+function answerKey(interactionId, name) { return "omniroute.control." + interactionId + "." + name; }
+function answerOf(interactionId, name) {
+  const raw = sessionStorage.getItem(answerKey(interactionId, name));
+  return raw === null ? null : JSON.parse(raw);
+}
+
+function controlsFor(controls, page, ix) {
+  return controls.filter((c) => c.page === page && c.channel === ix.channel && c.states.includes(ix.state) &&
+    (!c.after || answerOf(ix.id, c.after) !== null));
+}
+
+// A refusal in plain words: what the status means, then the route's own reason.
+function plainError(status, error, channel) {
+  const why = error ? ": " + error : "";
+  if (status === 403) return "You are not allowed to do this" + why;
+  if (status === 404) return "Not found (the call may have ended)" + why;
+  if (status === 409) return "Not possible right now" + why;
+  if (status === 400 || status === 422) return "Check what you typed" + why;
+  if (status === 502) return "The " + channel + " system refused" + why;
+  if (status === 503) return "Not available right now, try again in a moment" + why;
+  return "It did not work (" + status + ")" + why;
+}
+
+async function runControl(control, ix, me) {
+  const body = { ...control.fixed };
+  for (const f of control.fields) {
+    let value;
+    if (f.kind === "me") value = me;
+    else if (f.kind === "answer") value = (answerOf(ix.id, f.source) || {})[f.name];
+    else value = (controlInputs.get(ix.id + "/" + control.name + "/" + f.name) || "").trim();
+    if (value === undefined || value === null || value === "") {
+      if (f.required) { showError(control.label + ": give " + (f.label || f.name)); return false; }
+      continue;
+    }
+    body[f.name] = value;
+  }
+  const path = control.path.split("{interaction_id}").join(encodeURIComponent(ix.id));
+  let r, data = null;
+  try {
+    r = await fetch(path, { method: control.method, credentials: "same-origin",
+      headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  } catch (e) { showError(control.label + ": the server cannot be reached"); return false; }
+  if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return false; }
+  if (r.status !== 204) { try { data = await r.json(); } catch (e) { data = null; } }
+  if (!r.ok) { showError(control.label + ": " + plainError(r.status, data && data.error, ix.channel)); return false; }
+  // A follow-up (Complete after Consult) ends what it follows: its buttons hide again.
+  if (control.after) sessionStorage.removeItem(answerKey(ix.id, control.after));
+  sessionStorage.setItem(answerKey(ix.id, control.name), JSON.stringify(data || {}));
+  showError(control.done || control.label + ": done", true);
+  return true;
+}
+
+// The controls of `page` for one interaction, as a row (null when there are none).
+function controlBar(controls, page, ix, me, after) {
+  const shown = controlsFor(controls, page, ix);
+  if (!shown.length) return null;
+  return el("div", { class: "row controls", "data-id": ix.id }, shown.map((control) => {
+    const boxes = control.fields.filter((f) => f.kind !== "me" && f.kind !== "answer").map((f) => {
+      const key = ix.id + "/" + control.name + "/" + f.name;
+      const attrs = { "data-field": control.name + "." + f.name, "aria-label": control.label + " " + (f.label || f.name),
+        oninput: (e) => controlInputs.set(key, e.target.value), onchange: (e) => controlInputs.set(key, e.target.value),
+        onclick: (e) => e.stopPropagation() };
+      const box = f.kind === "choice"
+        ? el("select", attrs, f.choices.map((c) => el("option", { value: c }, c)))
+        : el("input", { ...attrs, type: f.kind === "number" ? "tel" : "text", size: 10, placeholder: f.label || f.kind });
+      if (controlInputs.has(key)) box.value = controlInputs.get(key);
+      else if (f.kind === "choice") controlInputs.set(key, f.choices[0]);
+      return box;
+    });
+    const button = el("button", { class: "control", "data-control": control.name, title: control.description || null,
+      onclick: async (e) => {
+        e.stopPropagation();
+        button.disabled = true;
+        try {
+          if (await runControl(control, ix, me)) {
+            for (const f of control.fields) controlInputs.delete(ix.id + "/" + control.name + "/" + f.name);
+            if (after) after();
+          }
+        } finally { button.disabled = false; }
+      } }, control.label);
+    return boxes.length ? el("span", { class: "control-group" }, boxes, button) : button;
+  }));
 }

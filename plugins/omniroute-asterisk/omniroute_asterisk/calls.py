@@ -14,6 +14,7 @@ from omniroute.model import Customer
 
 __all__ = [
     "Call",
+    "CallError",
     "CallState",
     "Leg",
     "LegRole",
@@ -24,7 +25,13 @@ __all__ = [
 
 AGENT_PREFIX = "omni-offer-"
 CALLBACK_PREFIX = "omni-callback-"
+CONSULT_PREFIX = "omni-consult-"  # a consultation's leg, to the colleague consulted
+GUEST_PREFIX = "omni-guest-"  # a conference's third party
 INTERACTION_PREFIX = "voice-"
+
+
+class CallError(Exception):
+    """A call-control request that cannot be done (no such call, not in that state)."""
 
 
 class CallState(enum.StrEnum):
@@ -34,6 +41,8 @@ class CallState(enum.StrEnum):
     DIALLING = "dialling"  # calling the customer back, an agent waiting on the line
     TALKING = "talking"  # caller and agent bridged
     HELD = "held"  # the agent put the caller on hold
+    UNATTENDED = "unattended"  # the agent left a conference; the others talk on
+    CONSULTING = "consulting"  # caller on hold, the agent calling a colleague (consult.py)
     VOICEMAIL = "voicemail"  # recording a message
     ENDED = "ended"
 
@@ -44,6 +53,10 @@ class LegRole(enum.StrEnum):
     CUSTOMER = "customer"  # the callback leg
     SNOOP = "snoop"
     SUPERVISOR = "supervisor"
+    DIALER = "dialer"  # an agent's phone ringing for their outbound call (outbound.py)
+    CALLED = "called"  # the customer's phone an outbound call rings
+    CONSULT = "consult"  # the colleague a consultation rings
+    GUEST = "guest"  # a conference's third party
 
 
 class Leg:
@@ -76,12 +89,15 @@ class Call:
         "bridge",
         "callback_offered",
         "caller",
+        "consult",
         "customer",
+        "guests",
         "interaction_id",
         "lock",
         "monitors",
         "number",
         "offers",
+        "outcome",
         "playing",
         "queue",
         "recording",
@@ -102,11 +118,15 @@ class Call:
         self.callback_offered = False
         self.playing: str | None = None  # id of an announcement being played
         self.monitors: list[str] = []  # supervisor bridges to tear down with the call
+        self.consult: Leg | None = None  # the colleague's leg of a consultation
+        self.guests: list[Leg] = []  # third parties of a conference
         self.customer: Customer | None = None
         #: Held while the legs are rearranged (bridging, hold, transfer, hang-up), so
         #: that a transfer clicked as the bridge is built waits for it to be built.
         self.lock = anyio.Lock()
         self.skills: dict[str, int] = {}
+        #: How the call ended, for `Completed.outcome` ("answered", "no-answer"...).
+        self.outcome: str | None = None
 
 
 def interaction_id_of(caller_channel_id: str) -> str:

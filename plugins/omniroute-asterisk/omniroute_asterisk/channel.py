@@ -9,6 +9,7 @@ moves audio: music on hold, ringing, bridging, recording, snooping.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -21,12 +22,16 @@ from omniroute import events as ev
 from omniroute.app import RouterError
 from omniroute.config import ConfigError
 from omniroute.model import VOICE, Customer, Identity, Interaction, InteractionState, Message
+from omniroute.wait import estimate
 
 from . import ari_models as ari
 from .ari import AriClient, AriError, AriUnavailable, path
 from .calls import (
     CALLBACK_PREFIX,
+    CONSULT_PREFIX,
+    GUEST_PREFIX,
     Call,
+    CallError,
     CallState,
     Leg,
     LegRole,
@@ -34,6 +39,8 @@ from .calls import (
     interaction_id_of,
     offer_of_channel,
 )
+from .consult import Consults
+from .outbound import OUTBOUND_PREFIX, Outbound, dial_errors
 from .settings import AsteriskSettings, Number
 
 __all__ = ["CallError", "VoiceChannel"]
@@ -49,10 +56,6 @@ VOICEMAIL = "voicemail"
 #: Spy and whisper directions of a supervisor's snoop on the agent's channel: "out" is
 #: what the agent hears, "in" what the agent says.
 MONITOR_MODES = {"listen": ("both", "none"), "whisper": ("both", "out")}
-
-
-class CallError(Exception):
-    """A call-control request that cannot be done (no such call, not in that state)."""
 
 
 class VoiceChannel:
@@ -80,6 +83,8 @@ class VoiceChannel:
         self._digits: dict[str, anyio.abc.ObjectSendStream[str]] = {}  # IVR key presses
         self._tg: anyio.abc.TaskGroup | None = None
         self._monitors = 0  # monitor sessions started, for unique channel ids
+        self.outbound = Outbound(self)  # agents' click-to-call (outbound.py)
+        self.consults = Consults(self)  # consultative transfers and conferences
         #: Offer id -> (time of the Offered event, time the phone rang), on the app's
         #: clock: what `python -m bench voice` reports as offer-to-ring.
         self.ring_times: dict[str, tuple[float, float | None]] = {}
@@ -138,8 +143,13 @@ class VoiceChannel:
                 await self._customer_answered(leg)
             elif leg.role in (LegRole.SUPERVISOR, LegRole.SNOOP):
                 await self._join_monitor(leg)
+            elif leg.role in (LegRole.DIALER, LegRole.CALLED):
+                await self.outbound.answered(leg)
+            elif leg.role in (LegRole.CONSULT, LegRole.GUEST):
+                await self.consults.answered(leg)
             return
-        if channel.id.startswith(CALLBACK_PREFIX) or offer_of_channel(channel.id):
+        ours = (CALLBACK_PREFIX, OUTBOUND_PREFIX, CONSULT_PREFIX, GUEST_PREFIX)
+        if channel.id.startswith(ours) or offer_of_channel(channel.id):
             await self._hangup(channel.id)  # a leg of a call that is over
             return
         if event.args and event.args[0] in ("snoop", "monitor"):
@@ -182,6 +192,11 @@ class VoiceChannel:
         if leg is None:
             return
         call = leg.call
+        if leg.role in (LegRole.DIALER, LegRole.CALLED):
+            await self.outbound.gone(leg, cause)
+            return
+        if await self.consults.gone(leg, cause):
+            return
         if leg.role is LegRole.AGENT and not leg.answered:
             ringing = leg.offer_id is not None and call.offers.pop(leg.offer_id, None)
             if ringing and not leg.hung_up and cause in DECLINED_CAUSES and self._offered(call):
@@ -207,7 +222,12 @@ class VoiceChannel:
             self.calls.pop(call.interaction_id, None)
             await self._abandon(call)
             return
-        if call.state in (CallState.TALKING, CallState.HELD, CallState.DIALLING):
+        if call.state in (
+            CallState.TALKING,
+            CallState.HELD,
+            CallState.DIALLING,
+            CallState.CONSULTING,
+        ):
             await self._finish(call)
 
     async def _abandon(self, call: Call) -> None:
@@ -348,7 +368,22 @@ class VoiceChannel:
                 continue
             prompts = self.settings.announce_next if place == 1 else self.settings.announce_place
             media = [m.format(place=place, ahead=place - 1) for m in prompts]
+            media += self._expected_wait(call)
             await self._play(call, media, "announce")
+
+    def _expected_wait(self, call: Call) -> list[str]:
+        """The expected wait, said in whole minutes rounded up (`omniroute.wait`); nothing
+        when there is no honest estimate."""
+        try:
+            seconds = estimate(self.app.router, call.interaction_id)
+        except RouterError:
+            return []
+        if seconds is None:
+            return []
+        if seconds < 60:
+            return list(self.settings.announce_wait_short)
+        minutes = math.ceil(seconds / 60)
+        return [m.format(minutes=minutes) for m in self.settings.announce_wait]
 
     async def _play(self, call: Call, media: list[str], kind: str) -> None:
         """Play prompts to a waiting caller in place of the music, which then resumes."""
@@ -387,7 +422,9 @@ class VoiceChannel:
                     logger.warning("handling %s: %s", type(event).__name__, exc)
 
     async def _on_router(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Offered):
+        if isinstance(event, ev.OutboundStarted):
+            self._spawn(self.outbound.start, event)
+        elif isinstance(event, ev.Offered):
             call = self.calls.get(event.interaction_id)
             if call is not None:  # rung at once, not after the events queued behind it
                 self._spawn(self._ring, call, event)
@@ -399,7 +436,8 @@ class VoiceChannel:
                 await self._hangup(leg.channel_id)
         elif isinstance(event, ev.Transferred | ev.Requeued):
             call = self.calls.get(event.interaction_id)
-            if call is not None and call.state in (CallState.TALKING, CallState.HELD):
+            held = call is not None and call.state in (CallState.TALKING, CallState.HELD)
+            if held and call is not None and not _handed_over(call, event):
                 await self._back_to_queue(call)
         elif isinstance(event, ev.Completed):
             call = self.calls.get(event.interaction_id)
@@ -542,13 +580,13 @@ class VoiceChannel:
             except RouterError:
                 ix = None
             if ix is not None and ix.state is InteractionState.ASSIGNED:
-                await self.app.complete(call.interaction_id, agent.who)
+                await self.app.complete(call.interaction_id, agent.who, call.outcome)
         await self._end_call(call)
 
     async def _end_call(self, call: Call) -> None:
         call.state = CallState.ENDED
         self.calls.pop(call.interaction_id, None)
-        for leg in [call.caller, call.agent, *call.offers.values()]:
+        for leg in [call.caller, call.agent, call.consult, *call.guests, *call.offers.values()]:
             if leg is not None and not leg.hung_up:
                 leg.hung_up = True
                 await self._hangup(leg.channel_id)
@@ -783,6 +821,7 @@ class VoiceChannel:
                 await self._adopt(channel, ix, live)
             elif offer_of_channel(channel.id) is None and not channel.id.startswith("omni-"):
                 self._spawn(self._inbound, channel)  # its StasisStart was missed
+        await self.outbound.adopt(live)
         for channel in channels:
             orphan = channel.id not in self.legs and channel.id.startswith("omni-")
             if orphan and not self._adopt_ringing(channel):
@@ -841,13 +880,13 @@ class VoiceChannel:
             agent = next(
                 (c for c in live if (o := offer_of_channel(c)) and o[1] == ix.id),
                 None,
-            )
+            ) or self.consults.handed_over_leg(ix.id, ix.agent, live)
             if agent is not None:
                 leg = Leg(call, agent, LegRole.AGENT, ix.agent)
                 leg.answered = True
                 call.agent = leg
-                call.state = CallState.TALKING
                 call.bridge = f"omni-{ix.id}"
+                call.state = await self._talking_or_held(call)
                 self.legs[agent] = leg
                 return
             call.state = CallState.TALKING
@@ -855,6 +894,21 @@ class VoiceChannel:
             return
         call.state = CallState.ENDED
         await self._end_call(call)
+
+    async def _talking_or_held(self, call: Call) -> CallState:
+        """An adopted call in progress whose caller is out of the bridge was on hold (or
+        in a consultation, whose leg is gone now): held, so the agent can take them back."""
+        assert call.bridge is not None and call.caller is not None
+        try:
+            bridge = await self.ari.get(path("bridges", call.bridge))
+        except AriError as exc:
+            if isinstance(exc, AriUnavailable):
+                raise
+            return CallState.TALKING
+        if not isinstance(bridge, dict):
+            return CallState.TALKING
+        inside = call.caller.channel_id in bridge.get("channels", ())
+        return CallState.TALKING if inside else CallState.HELD
 
     # ------------------------------------------------------------------ helpers
 
@@ -899,7 +953,19 @@ def _config_errors(settings: AsteriskSettings, queues: set[str], agents: set[str
     ]
     if not settings.numbers:
         errors.append(f'{where}.numbers: name at least one number (or "default") and its queue')
-    return errors
+    return errors + dial_errors(settings)
+
+
+def _handed_over(call: Call, event: ev.Transferred | ev.Requeued) -> bool:
+    """A transfer that completed a consultation (consult.py): the colleague already has
+    the call, nothing to undo."""
+    agent = call.agent
+    return (
+        isinstance(event, ev.Transferred)
+        and agent is not None
+        and event.to_agent is not None
+        and agent.who == event.to_agent
+    )
 
 
 def _in_app(channel: ari.Channel, app: str) -> bool:

@@ -3,11 +3,11 @@ each dialled number does, and which queues are recorded."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
-__all__ = ["AsteriskSettings", "MenuOption", "Number"]
+__all__ = ["AsteriskSettings", "MenuOption", "Number", "Outbound"]
 
 Digit = Annotated[str, msgspec.Meta(pattern=r"^[0-9*#]$")]
 Skills = dict[str, Annotated[int, msgspec.Meta(ge=1, le=5)]]
@@ -32,6 +32,25 @@ class Number(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tr
     prompt: str = "sound:demo-congrats"
     menu: dict[Digit, MenuOption] = {}
     menu_timeout: Annotated[float, msgspec.Meta(gt=0)] = 8.0
+
+
+class Outbound(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """`[plugins.asterisk.outbound]`: how an agent's click-to-call reaches the customer.
+
+    The agent's phone rings first; once they answer, `dial` (with "{number}" replaced by
+    the customer's number) is called, and answered, the two are bridged."""
+
+    #: The endpoint that reaches a customer's number, through a trunk: "PJSIP/{number}@trunk".
+    dial: str = "PJSIP/{number}@trunk"
+    #: Caller ID the customer sees; empty: the plugin's `caller_id`.
+    caller_id: str = ""
+    #: Numbers that may be dialled (a regular expression the whole number matches), so
+    #: that nothing but a number reaches the dial string.
+    numbers: str = r"\+?[0-9]{2,20}"
+    #: Seconds the agent's own phone rings before the call is given up.
+    agent_ring: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    #: Seconds the customer's phone rings before the call ends as "no-answer".
+    customer_ring: Annotated[float, msgspec.Meta(gt=0)] = 45.0
 
 
 class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -73,6 +92,26 @@ class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, 
         "number:{ahead}",
         "sound:queue-callswaiting",
     )
+    #: Said after the place in line when there is an honest estimate of the wait
+    #: (omniroute.wait): "{minutes}" is it in whole minutes, rounded up; under a minute
+    #: `announce_wait_short` is said instead. Empty turns the expected wait off.
+    announce_wait: tuple[str, ...] = (
+        "sound:queue-holdtime",
+        "number:{minutes}",
+        "sound:queue-minutes",
+    )
+    announce_wait_short: tuple[str, ...] = (
+        "sound:queue-holdtime",
+        "sound:queue-less-than",
+        "number:1",
+        "sound:queue-minute",
+    )
+    #: Seconds a consultation's or a conference's third party's phone rings.
+    consult_ring: Annotated[int, msgspec.Meta(gt=0)] = 20
+    #: When the agent hangs up in a conference: "end" hangs up everyone (the call is
+    #: over), "stay" lets the customer and the third party talk on (the agent's
+    #: interaction completes at once either way; the customer leaving always ends it).
+    conference_agent_hangup: Literal["end", "stay"] = "end"
     callback_prompt: tuple[str, ...] = (
         "sound:queue-periodic-announce",
         "sound:vm-press",
@@ -81,3 +120,5 @@ class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, 
     voicemail_prompt: tuple[str, ...] = ("sound:vm-intro",)
     #: Longest voicemail, in seconds.
     voicemail_max: Annotated[int, msgspec.Meta(gt=0)] = 120
+    #: Outbound calls agents start from the inbox.
+    outbound: Outbound = Outbound()

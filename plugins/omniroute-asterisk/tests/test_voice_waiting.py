@@ -53,9 +53,10 @@ async def test_waiting_callers_hear_their_place_in_line(asterisk, caplog) -> Non
     caplog.set_level(logging.DEBUG, logger="omniroute.asterisk")
     prompts = {"announce_next": ["sound:beep"], "announce_place": ["digits:{ahead}"]}
     async with rig(asterisk, document(asterisk, announce_every=1, **prompts)) as r:
-        await r.call(caller="5550001", hold_ms=3800)
-        await r.call(caller="5550002", hold_ms=3500)
-        await r.wait_for(ev.Abandoned, timeout=10)
+        # Long enough for two announcement rounds even when the machine is busy.
+        await r.call(caller="5550001", hold_ms=6800)
+        await r.call(caller="5550002", hold_ms=6500)
+        await r.wait_for(ev.Abandoned, timeout=15)
     finished = [m for m in caplog.messages if "PlaybackFinished" in m and "announce-" in m]
     assert any("media_uri='sound:beep'" in m and "state='done'" in m for m in finished)
     assert any("media_uri='digits:1'" in m and "state='done'" in m for m in finished)

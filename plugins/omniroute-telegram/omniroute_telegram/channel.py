@@ -152,11 +152,14 @@ class TelegramChannel:
             if updates:
                 offset = max(update_id for update_id, _ in updates) + 1
 
-    async def webhook(self, secret: str | None, body: bytes) -> int:
-        """One update posted by Telegram: the HTTP status to answer (200 only once it is
-        durable; Telegram posts it again after anything else)."""
-        if self.secret is None or secret is None or not _same(secret, self.secret):
-            return 403
+    def authentic(self, secret: str | None) -> bool:
+        """Whether a webhook post carries the secret token set with the webhook."""
+        return self.secret is not None and secret is not None and _same(secret, self.secret)
+
+    async def receive(self, body: bytes) -> int:
+        """One update posted by Telegram (its secret checked already): the HTTP status to
+        answer (200 only once it is durable; Telegram posts it again after anything else).
+        Runs on the node that runs the channel (the leader)."""
         if not self.ready.is_set():
             return 503
         try:

@@ -1,22 +1,29 @@
 """The hook implementations: the channel, its `[plugins.telegram]` section, and its
 routes: the webhook Telegram posts to, the files of conversations (behind the
-interaction's own authorisation), and the outbox as supervisors see it."""
+interaction's own authorisation), and the outbox as supervisors see it.
+
+The channel runs on the routing leader only, so the routes that need the running channel
+(the webhook's updates, the outbox) ask it through channel actions (`app.channel_call`,
+docs/plugins.md), which any node relays to the leader. The files are on disk under
+`files`, which every node shares, so any node serves them itself."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from omniroute import hookimpl
+from omniroute.actions import ActionError
 from omniroute.model import TERMINAL_STATES
 from omniroute.specs import ChannelSpec, ConfigSpec, RouteSpec
 from omniroute.web.api import readable
 
 from .channel import TelegramChannel, problems
 from .files import FileTooLarge, original_name
+from .outbox import Outgoing
 from .settings import TelegramSettings
 
 #: Telegram's updates are small; anything bigger is not one.
@@ -30,6 +37,7 @@ def omniroute_channels() -> Iterator[ChannelSpec]:
         factory=TelegramChannel,
         description="Telegram bot: customers' chats join the queue (polling or webhook)",
         leader_only=True,  # one poller per bot; the routing node sends and receives
+        actions={"update": take_update, "outbox": outbox_items},
     )
 
 
@@ -52,8 +60,11 @@ def _channel(request: Request) -> TelegramChannel | None:
 
 
 async def _webhook(request: Request) -> Response:
+    """An update Telegram posts, to any node: the secret is checked here (a forgery is
+    never relayed), the update is handed to the leader's channel, and its status answered
+    (a leader out of reach: 503, and Telegram posts the update again)."""
     channel = _channel(request)
-    if channel is None:  # not enabled, or another node routes: Telegram tries again
+    if channel is None:  # not enabled: Telegram tries again
         return Response(status_code=503)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_UPDATE:
@@ -63,8 +74,11 @@ async def _webhook(request: Request) -> Response:
         body += chunk
         if len(body) > MAX_UPDATE:
             return Response(status_code=413)
-    secret = request.headers.get("x-telegram-bot-api-secret-token")
-    return Response(status_code=await channel.webhook(secret, body))
+    if not channel.authentic(request.headers.get("x-telegram-bot-api-secret-token")):
+        return Response(status_code=403)
+    app = request.app.state.omniroute
+    payload = {"body": body.decode(errors="replace")}  # Telegram's updates are UTF-8 JSON
+    return Response(status_code=await app.channel_call("telegram", "update", payload))
 
 
 def _readable(request: Request, *, live: bool = False) -> str | Response:
@@ -121,17 +135,46 @@ async def _upload(request: Request) -> Response:
 
 async def _outbox(request: Request) -> Response:
     """What the bot has not managed to send yet, with attempts and the last error."""
-    channel = _channel(request)
-    items: list[Any] = [] if channel is None else channel.outbox.pending()
-    data = [
-        {
-            "chat": item.chat,
-            "interaction": item.interaction_id,
-            "message": item.message_id,
-            "since": item.since,
-            "attempts": item.attempts,
-            "error": item.error,
-        }
-        for item in items
-    ]
-    return JSONResponse(data)
+    if _channel(request) is None:
+        return JSONResponse([])
+    items = await request.app.state.omniroute.channel_call("telegram", "outbox")
+    return JSONResponse(msgspec.to_builtins(items))
+
+
+# Channel actions: run on the node that runs the channel (the leader).
+
+
+class OutboxItem(msgspec.Struct, kw_only=True):
+    """One thing the bot has not sent yet, as supervisors see it."""
+
+    chat: int
+    interaction: str | None
+    message: str | None  # the agent's message, None for the bot's own lines
+    since: float
+    attempts: int
+    error: str
+
+
+async def take_update(channel: TelegramChannel, *, body: str) -> int:
+    """An update posted to any node's webhook (its secret checked there): the status to
+    answer. A repeat, as a relayed action may be, is recognised by its update id."""
+    return await channel.receive(body.encode())
+
+
+async def outbox_items(channel: TelegramChannel) -> list[OutboxItem]:
+    """The outbox, oldest first per lane; refused while the channel starts (just after a
+    start or a takeover, before it read back what was not sent)."""
+    if not channel.ready.is_set():
+        raise ActionError("the Telegram channel is starting; try again in a moment", 503)
+    return [_item(item) for item in channel.outbox.pending()]
+
+
+def _item(item: Outgoing) -> OutboxItem:
+    return OutboxItem(
+        chat=item.chat,
+        interaction=item.interaction_id,
+        message=item.message_id,
+        since=item.since,
+        attempts=item.attempts,
+        error=item.error,
+    )
