@@ -59,6 +59,7 @@ from .plugins import PluginHost
 from .router.core import Router, RouterError, SnapshotError
 from .specs import Channel
 from .store import Purging, Store, StoreError, open_store, store_config
+from .subscription import Subscription
 
 __all__ = ["HOOKS_BY_EVENT", "App", "Cluster", "DeliveryError", "RouterError"]
 
@@ -1100,14 +1101,17 @@ class App:
         the store).
         """
         notify = self.host.notify
-        async for event in self._for_observers:
+        async for event in Subscription(self._for_observers):
             await notify("omniroute_event", event=event, app=self)
             hook = HOOKS_BY_EVENT.get(type(event))
             if hook is not None:
                 await notify(hook, event=event, app=self)
 
-    def subscribe(self, max_buffer: int = 1000) -> MemoryObjectReceiveStream[ev.Event]:
+    def subscribe(self, max_buffer: int = 1000) -> Subscription[ev.Event]:
         """A stream of every event made durable from now on, for live consumers (web UI).
+
+        Iterating it takes the events already buffered without a loop turn each
+        (`omniroute.subscription`), so a consumer keeps up with a busy server.
 
         A consumer more than `max_buffer` events behind is dropped (its stream ends, and
         a warning is logged) rather than slow routing; it should reload and resubscribe.
@@ -1118,7 +1122,7 @@ class App:
             send.close()  # nothing more will come
         else:
             self._subscribers.append(send)
-        return receive
+        return Subscription(receive)
 
 
 class _RelayedCall(msgspec.Struct, frozen=True):
