@@ -148,8 +148,10 @@ async def test_supervisors_listen_whisper_and_barge_from_the_api(asterisk) -> No
             # ARI field, no CLI line): those are checked on the requests, in the fake tier.
             snoop = await r.ari(f"channels/{body['snoop']}")
             assert snoop["name"].startswith(f"Snoop/{agent_leg(offer)}-")
+            # sam hangs up: the plugin hangs up the snoop and removes its bridge (the test
+            # must not: its DELETE would race the plugin's and find the snoop gone, 404).
             await r.voice.ari.delete(f"channels/{body['channel']}")
-            await r.voice.ari.delete(f"channels/{body['snoop']}")
+            await r.until(lambda: _monitor_over(r, body))
 
             whisper = await http.post(
                 path, json={"supervisor": "sam", "mode": "whisper"}, headers=sue
@@ -158,6 +160,7 @@ async def test_supervisors_listen_whisper_and_barge_from_the_api(asterisk) -> No
             body = whisper.json()
             await r.bridged(body["snoop"], body["channel"])
             await r.voice.ari.delete(f"channels/{body['channel']}")
+            await r.until(lambda: _monitor_over(r, body))
 
             barge = await http.post(path, json={"supervisor": "sam", "mode": "barge"}, headers=sue)
             assert barge.status_code == 200, barge.text
@@ -165,6 +168,13 @@ async def test_supervisors_listen_whisper_and_barge_from_the_api(asterisk) -> No
 
             bad = await http.post(path, json={"supervisor": "sam", "mode": "shout"}, headers=sue)
             assert bad.status_code == 422
+
+
+async def _monitor_over(r, monitor: dict[str, str]) -> bool:
+    """Asterisk has neither the monitor's snoop channel nor its bridge any more."""
+    channels = {c["id"] for c in await r.ari("channels")}
+    bridges = {b["id"] for b in await r.bridges()}
+    return monitor["snoop"] not in channels and monitor["bridge"] not in bridges
 
 
 async def test_calls_still_in_stasis_are_re_adopted_after_a_restart(asterisk) -> None:
