@@ -185,14 +185,25 @@ class Asterisk:
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Asterisk stopped at start-up; see {self.log}")
-            if self._ari_up() and "fully booted" in self.cli("core waitfullybooted"):
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"Asterisk's ARI did not come up in {timeout:g} s; see {self.log}")
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"Asterisk stopped at start-up; see {self.log}")
+                if self._ari_up() and self._booted():
+                    return
+                time.sleep(0.1)
+            raise RuntimeError(f"Asterisk's ARI did not come up in {timeout:g} s; see {self.log}")
+        except BaseException:
+            self.stop()  # never leave it running: nothing else would stop it
+            raise
+
+    def _booted(self) -> bool:
+        """Asterisk says it is fully booted (a CLI that times out, on a busy machine,
+        is asked again until `start`'s deadline)."""
+        try:
+            return "fully booted" in self.cli("core waitfullybooted")
+        except subprocess.TimeoutExpired:
+            return False
 
     def _ari_up(self) -> bool:
         try:

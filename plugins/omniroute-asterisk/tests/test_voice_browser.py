@@ -144,7 +144,7 @@ async def test_the_buttons_act_on_a_real_asterisk(asterisk: Any) -> None:
     async with rig(asterisk, config, ready=("ana",), web=True) as r, chromium() as browser:
         r.phone("ana", "answer", ring_ms=100)
         r.phone("sam", "answer", ring_ms=100)
-        await r.call(hold_ms=30_000)
+        await r.call(hold_ms=60_000)
         ix, caller, offer = await talking(r)
         agent = await log_in(browser, r.url, "ana", PASSWORD, "inbox")
         await agent.locator(f"#work .work[data-id='{ix}']").click()

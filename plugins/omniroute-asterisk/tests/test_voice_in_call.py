@@ -45,7 +45,7 @@ async def talking(r, agent: str = "ana") -> tuple[str, str, ev.Offered]:
 async def test_hold_takes_the_caller_out_of_the_bridge_and_back(asterisk) -> None:
     async with rig(asterisk, document(asterisk), ready=("ana",)) as r:
         r.phone("ana", "answer", ring_ms=100)
-        await r.call(hold_ms=8000)
+        await r.call(hold_ms=60_000)
         ix, caller, offer = await talking(r)
         await r.voice.hold(ix)
         await r.bridged(agent_leg(offer))  # the agent alone; the caller hears music
@@ -58,7 +58,7 @@ async def test_a_blind_transfer_rings_the_colleague_and_bridges_them(asterisk) -
     async with rig(asterisk, document(asterisk), ready=("ana", "bob")) as r:
         r.phone("ana", "answer", ring_ms=100)
         r.phone("bob", "answer", ring_ms=100)
-        await r.call(hold_ms=10_000)
+        await r.call(hold_ms=60_000)
         queued = await r.wait_for(ev.InteractionQueued)
         first = await r.wait_for(ev.Assigned, interaction_id=queued.interaction.id)
         other = "bob" if first.agent_id == "ana" else "ana"
@@ -81,7 +81,7 @@ async def test_a_transfer_to_a_queue_puts_the_caller_back_in_line(asterisk) -> N
     async with rig(asterisk, config, ready=("ana",)) as r:
         r.phone("ana", "answer", ring_ms=100)
         r.phone("cy", "answer", ring_ms=100)
-        await r.call(hold_ms=10_000)
+        await r.call(hold_ms=60_000)
         ix, caller, _ = await talking(r)
         await r.app.transfer(ix, to_queue="billing")
         await r.no_bridges()  # ana is gone, the caller waits with music
@@ -97,7 +97,7 @@ async def test_a_recorded_queue_records_and_lists_the_recording(asterisk) -> Non
     )
     async with rig(asterisk, config, ready=("ana",), web=True) as r:
         r.phone("ana", "answer", ring_ms=100)
-        await r.call(hold_ms=2500)
+        await r.call(hold_ms=5000)
         ix, _, _ = await talking(r)
         await r.wait_for(ev.Completed, interaction_id=ix)
         messages = r.app.conversations.messages(ix)
@@ -120,7 +120,7 @@ async def test_supervisors_listen_whisper_and_barge_from_the_api(asterisk) -> No
     async with rig(asterisk, config, ready=("ana",), web=True) as r:
         r.phone("ana", "answer", ring_ms=100)
         r.phone("sam", "answer", ring_ms=100)
-        await r.call(hold_ms=20_000)
+        await r.call(hold_ms=60_000)
         ix, caller, offer = await talking(r)
         async with httpx.AsyncClient(base_url=r.url) as http:
             path = f"/voice/calls/{ix}/monitor"
@@ -148,8 +148,10 @@ async def test_supervisors_listen_whisper_and_barge_from_the_api(asterisk) -> No
             # ARI field, no CLI line): those are checked on the requests, in the fake tier.
             snoop = await r.ari(f"channels/{body['snoop']}")
             assert snoop["name"].startswith(f"Snoop/{agent_leg(offer)}-")
+            # sam hangs up: the plugin hangs up the snoop and removes its bridge (the test
+            # must not: its DELETE would race the plugin's and find the snoop gone, 404).
             await r.voice.ari.delete(f"channels/{body['channel']}")
-            await r.voice.ari.delete(f"channels/{body['snoop']}")
+            await r.until(lambda: _monitor_over(r, body))
 
             whisper = await http.post(
                 path, json={"supervisor": "sam", "mode": "whisper"}, headers=sue
@@ -158,6 +160,7 @@ async def test_supervisors_listen_whisper_and_barge_from_the_api(asterisk) -> No
             body = whisper.json()
             await r.bridged(body["snoop"], body["channel"])
             await r.voice.ari.delete(f"channels/{body['channel']}")
+            await r.until(lambda: _monitor_over(r, body))
 
             barge = await http.post(path, json={"supervisor": "sam", "mode": "barge"}, headers=sue)
             assert barge.status_code == 200, barge.text
@@ -167,10 +170,17 @@ async def test_supervisors_listen_whisper_and_barge_from_the_api(asterisk) -> No
             assert bad.status_code == 422
 
 
+async def _monitor_over(r, monitor: dict[str, str]) -> bool:
+    """Asterisk has neither the monitor's snoop channel nor its bridge any more."""
+    channels = {c["id"] for c in await r.ari("channels")}
+    bridges = {b["id"] for b in await r.bridges()}
+    return monitor["snoop"] not in channels and monitor["bridge"] not in bridges
+
+
 async def test_calls_still_in_stasis_are_re_adopted_after_a_restart(asterisk) -> None:
     store = MemoryStore(encode=True)
     folder = Path(tempfile.mkdtemp(prefix="omniroute-voice-"))
-    caller = await start_caller(asterisk, folder, hold_ms=15_000)
+    caller = await start_caller(asterisk, folder, hold_ms=60_000)
     try:
         async with rig(asterisk, document(asterisk), store=store, keep_calls=True) as r:
             queued = await r.wait_for(ev.InteractionQueued)

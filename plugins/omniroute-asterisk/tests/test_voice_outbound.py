@@ -23,7 +23,7 @@ def config(asterisk, **outbound):  # type: ignore[no-untyped-def]
 async def test_an_answered_call_is_bridged_recorded_and_completed(asterisk) -> None:
     async with rig(asterisk, config(asterisk)) as r:
         r.phone("ana", "answer", ring_ms=100)
-        r.phone("customer", "answer", ring_ms=300, talk_ms=2500)
+        r.phone("customer", "answer", ring_ms=300, talk_ms=5000)
         await r.app.set_presence("ana", "not_ready", "calls")
         started = await r.app.start_outbound("ana", "voice", "5550123")
         ix = started.id

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+import anyio
 import pytest
 from voicekit import document, rig
 
@@ -44,7 +45,7 @@ async def test_the_ivr_sets_queue_and_skills_from_a_key(asterisk) -> None:
 
 async def test_no_key_in_time_takes_the_numbers_own_queue(asterisk) -> None:
     async with rig(asterisk, document(asterisk, queues=QUEUES, numbers=MENU)) as r:
-        await r.call("200", keys=((2500, "1"),), hold_ms=3000)  # too late: menu is over
+        await r.call("200", keys=((4000, "1"),), hold_ms=4500)  # too late: menu is over
         queued = await r.wait_for(ev.InteractionQueued)
         assert queued.interaction.queue == "support" and queued.interaction.skills == {}
 
@@ -53,13 +54,27 @@ async def test_waiting_callers_hear_their_place_in_line(asterisk, caplog) -> Non
     caplog.set_level(logging.DEBUG, logger="omniroute.asterisk")
     prompts = {"announce_next": ["sound:beep"], "announce_place": ["digits:{ahead}"]}
     async with rig(asterisk, document(asterisk, announce_every=1, **prompts)) as r:
-        # Long enough for two announcement rounds even when the machine is busy.
-        await r.call(caller="5550001", hold_ms=6800)
-        await r.call(caller="5550002", hold_ms=6500)
-        await r.wait_for(ev.Abandoned, timeout=15)
-    finished = [m for m in caplog.messages if "PlaybackFinished" in m and "announce-" in m]
-    assert any("media_uri='sound:beep'" in m and "state='done'" in m for m in finished)
-    assert any("media_uri='digits:1'" in m and "state='done'" in m for m in finished)
+        # They wait (the rig hangs up on them at the end) until Asterisk has played each
+        # its announcement to the end: no hold time to outlast, however busy the machine.
+        await r.call(caller="5550001", hold_ms=60_000)
+        await r.call(caller="5550002", hold_ms=60_000)
+        await r.until(lambda: len(r.of(ev.InteractionQueued)) == 2)
+        first, second = (
+            e.interaction.attributes["asterisk"]["channel"] for e in r.of(ev.InteractionQueued)
+        )
+
+        def heard(media: str, channel: str) -> bool:
+            return any(
+                "PlaybackFinished" in m
+                and "announce-" in m
+                and f"media_uri='{media}'" in m
+                and f"target_uri='channel:{channel}'" in m
+                and "state='done'" in m
+                for m in caplog.messages
+            )
+
+        # The first in line is next; the second has one caller ahead.
+        await r.until(lambda: heard("sound:beep", first) and heard("digits:1", second), 20)
 
 
 async def test_a_callback_keeps_the_place_and_connects_agent_and_customer(asterisk) -> None:
@@ -72,13 +87,16 @@ async def test_a_callback_keeps_the_place_and_connects_agent_and_customer(asteri
         }
     ]
     async with rig(asterisk, document(asterisk, queues=queues)) as r:
-        caller = await r.call(caller="5557777", keys=((2000, "1"),), hold_ms=10_000)
+        # "1" at 2 s and again at 5 s: the first press may come before a busy machine
+        # has offered the callback (a press before the offer does nothing).
+        caller = await r.call(caller="5557777", keys=((2000, "1"), (3000, "1")), hold_ms=60_000)
         queued = await r.wait_for(ev.InteractionQueued)
         ix = queued.interaction
         await r.wait_for(ev.CallbackOffered, interaction_id=ix.id)
         requested = await r.wait_for(ev.CallbackRequested, interaction_id=ix.id)
         assert requested.number == "5557777"
-        assert await caller.wait() == 0  # we hung up on them: they keep their place
+        with anyio.fail_after(10):  # we hung up on them: they keep their place
+            assert await caller.wait() == 0
         assert not r.of(ev.Abandoned)
         r.phone("ana", "answer", ring_ms=100)
         r.phone("customer", "answer", ring_ms=100, talk_ms=1500)
@@ -108,7 +126,7 @@ async def test_max_wait_ends_in_a_voicemail_that_becomes_an_interaction(asterisk
     ]
     config = document(asterisk, queues=queues, voicemail_prompt=["sound:beep"])
     async with rig(asterisk, config) as r:
-        await r.call(caller="5558888", hold_ms=3500)
+        await r.call(caller="5558888", hold_ms=5000)
         queued = await r.wait_for(ev.InteractionQueued)
         closed = await r.wait_for(ev.Closed, interaction_id=queued.interaction.id)
         assert closed.reason == "voicemail"
