@@ -1355,42 +1355,48 @@ class Router:
         if ix.id in self.active:
             return
         ix = msgspec.structs.replace(ix)  # the event stays a snapshot
+        at = e.at  # read once (see _on_offered)
         queue = self.queues[ix.queue]
         self._arrivals += 1
         w = Waiting(ix, queue, self._arrivals)
-        self.active[ix.id] = w
-        queue.waiting[ix.id] = w
-        (queue.stats if e.at < queue.stats_until else self._stats(queue, e.at)).on_offered()
+        iid = w.id
+        self.active[iid] = w
+        queue.waiting[iid] = w
+        (queue.stats if at < queue.stats_until else self._stats(queue, at)).on_offered()
         self._set_requirements(w)
-        w.sla_deadline = self._after(queue, w.enqueued_at, queue.sla_seconds)
-        w.sla_seq = self._arm_record(w.sla_deadline, w, queue.lanes.sla, self._sla_timer, w)
-        self._arm_segment(w, e.at)
-        if ix.preferred_agent and queue.preferred_agent_wait > 0:
-            w.preferred_until = e.at + queue.preferred_agent_wait
+        w.sla_deadline = due = self._after(queue, w.enqueued_at, queue.sla_seconds)
+        w.sla_seq = self._arm_record(due, w, queue.lanes.sla, self._sla_timer, w)
+        self._arm_segment(w, at)
+        if queue.preferred_agent_wait > 0 and ix.preferred_agent:
+            w.preferred_until = at + queue.preferred_agent_wait
         self._enqueue(w)
 
     def _on_offered(self, e: ev.Offered) -> None:
+        # An event's fields read once each: from compiled code each read of a Struct's
+        # field is a generic attribute lookup (docs/performance.md).
+        oid, expires = e.offer_id, e.expires_at
         w = self.active[e.interaction_id]
         agent = self.agents[e.agent_id]
-        if w.ix.state is WAITING:
+        ix = w.ix
+        if ix.state is WAITING:
             w.version += 1
-            w.ix.state = OFFERED
-        offer = PendingOffer(e.offer_id, w, agent, e.expires_at)
-        self.offers[e.offer_id] = offer
-        agent.offers[e.offer_id] = offer
+            ix.state = OFFERED
+        offer = PendingOffer(oid, w, agent, expires)
+        self.offers[oid] = offer
+        agent.offers[oid] = offer
         if w.offers is None:
-            w.offers = {agent.id: e.offer_id}
+            w.offers = {agent.id: oid}
         else:
-            w.offers[agent.id] = e.offer_id
+            w.offers[agent.id] = oid
         self._load(agent, offer.channel, +1)
         on_offer = w.queue.on_offer
         if on_offer is not None:
             on_offer(agent)
         self._touch(agent)
         lane = w.queue.lanes.offer
-        offer.seq = self._arm_record(e.expires_at, offer, lane, self._offer_timer, e.offer_id)
+        offer.seq = self._arm_record(expires, offer, lane, self._offer_timer, oid)
         if self._replaying:  # continue numbering after the offers in the log
-            n = e.offer_id[1:]
+            n = oid[1:]
             if n.isdigit() and int(n) > self._offer_count:
                 self._offer_count = int(n)
 
@@ -1407,11 +1413,12 @@ class Router:
         self._drop_offer(e.offer_id, decliner=False)
 
     def _on_assigned(self, e: ev.Assigned) -> None:
+        at, offer_id = e.at, e.offer_id  # read once each (see _on_offered)
         w = self.active[e.interaction_id]
         agent = self.agents[e.agent_id]
-        if e.offer_id is not None:
-            del self.offers[e.offer_id]
-            del agent.offers[e.offer_id]
+        if offer_id is not None:
+            del self.offers[offer_id]
+            del agent.offers[offer_id]
             offers = w.offers
             assert offers is not None
             del offers[agent.id]
@@ -1425,18 +1432,19 @@ class Router:
         ix.agent = agent.id
         w.declined = None
         w.preferred_until = 0.0
-        w.assigned_at = e.at
+        w.assigned_at = at
         if ix.answered_at is None:
-            ix.answered_at = e.at
+            ix.answered_at = at
             if not w.sla_queue.first_response:
                 w.answered = True
-                _today(w.sla_queue, e.at, self).on_answered(self._wait(w, e.at))
-        agent.work.add(ix.id)
+                _today(w.sla_queue, at, self).on_answered(self._wait(w, at))
+        agent.work.add(w.id)
         agent.answered += 1
         agent.missed_in_row = 0
-        if ix.customer is not None:
-            self.last_agent[ix.customer.id] = agent.id
-        if e.offer_id is None:
+        customer = ix.customer
+        if customer is not None:
+            self.last_agent[customer.id] = agent.id
+        if offer_id is None:
             self._touch(agent)
         else:
             self._rekey(agent)  # the offer held the capacity already

@@ -388,7 +388,7 @@ class Waiting:
         self.queue = queue
         self.seq = seq
         self.enqueued_at = ix.enqueued_at
-        self.segment_start = ix.enqueued_at
+        self.segment_start = self.enqueued_at
         self.order_key = 0.0
         self.sla_deadline = 0.0
         self.sla_seq = 0  # its SLA timer's arming order: the record is the timer (Lanes)
