@@ -25,7 +25,7 @@ from test_router_properties import RouterMachine
 from test_router_rebuild import rich_day
 
 from omniroute import events as ev
-from omniroute.model import Presence, Queue
+from omniroute.model import EscalationStep, Presence, Queue
 from omniroute.router import RouterError, SnapshotError
 from omniroute.router import snapshot as snap
 
@@ -327,3 +327,35 @@ def test_spent_timers_are_left_out() -> None:
     kit.advance(q.sla.seconds + 1)  # i2 and i3 breach; the spent timers before them never fire
     assert [e.interaction_id for e in kit.new(ev.SlaBreached)] == ["i2", "i3"]
     check_resumes(kit, k, data)
+
+
+def test_rungs_armed_twice_or_left_behind_in_an_older_snapshot_are_dropped() -> None:
+    """Before a rung was the contact's own timer (armed once while pending), a contact
+    that went back in line armed its rung again, and one moved to a new segment left
+    its old rung behind: format-5 snapshots of then hold such rungs. Loading one keeps
+    the contact's current rung only: it escalates once, as the router that wrote it."""
+    q = Queue(name="q", escalation=[EscalationStep(after=60, relax=1)])
+    kit = Kit([q], [agent("a")], ready=["a"])
+    kit.submit("i0")
+    kit.accept("i0", "a")
+    kit.submit("i1")  # waits: a is busy; its rung is due at +60
+    kit.drain()
+    data = kit.router.snapshot()
+    header, body = decoded(data)
+    [lane] = [lane for lane in body.queues[0].lanes if lane and lane[0].kind == "_ladder_due"]
+    rung = lane[-1]
+    assert rung.ref == "i1"
+    twice = msgspec.structs.replace(rung, seq=rung.seq + 100)  # the same rung, armed again
+    left = msgspec.structs.replace(rung, seq=rung.seq + 101, at=rung.at - 1)  # old segment
+    lane.extend([twice, left])
+    header.body = msgspec.Raw(msgspec.msgpack.encode(body))
+    old = msgspec.msgpack.encode(header)
+    part = rebuilt(kit, events=[], snapshot=old)
+    assert comparable(part) == comparable(kit)
+    assert_same_snapshot(part.router.snapshot(), data)
+    starts = [len(k.drain()) for k in (kit, part)]
+    for k in (kit, part):
+        k.advance(61)
+    logs = [k.drain()[n:] for k, n in zip((kit, part), starts, strict=True)]
+    assert [e.interaction_id for e in logs[1] if isinstance(e, ev.EscalationApplied)] == ["i1"]
+    assert logs[1] == logs[0]

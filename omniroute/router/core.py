@@ -14,7 +14,6 @@ same code runs live, in tests and in the simulator.
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -49,7 +48,12 @@ from .state import (
     PendingOffer,
     Profile,
     QueueRuntime,
+    Timer,
     Waiting,
+    heap_make,
+    heap_pop,
+    heap_push,
+    heap_sift,
     offer_hook,
     skill_key,
 )
@@ -81,9 +85,6 @@ ASSIGNED_EVENT: Final = ev.Assigned
 COMPLETED_EVENT: Final = ev.Completed
 WRAP_UP_ENDED_EVENT: Final = ev.WrapUpEnded
 BREACHED_EVENT: Final = ev.SlaBreached
-#: A timer: (due, arming order, what to call with arg); `None` marks the head of a lane,
-#: a FIFO of timers whose own entries are (due, order, fn, arg) (see `Router._at`).
-Timer = tuple[float, int, Callable[[Any], None] | None, Any]
 _MAX_CANDIDATES = 5  # kept in a decision's explanation
 _ENDED: list[Any] = []  # the buckets and requirements of one that ended: never changed
 
@@ -152,8 +153,8 @@ class Router:
         self.stats: dict[str, QueueKpis] = {}
         self.last_agent: dict[str, str] = {}  # customer id -> the agent who served them last
         self._profile_buckets: dict[int, dict[str, list[Bucket]]] = {}
-        self._timers: list[Timer] = []
-        self._seq = itertools.count(1)
+        self._timers: list[Timer] = []  # a heap by (due, seq): `state.heap_push`...
+        self._seq = 0  # timers ever armed: each one's arming order
         self._arrivals = 0  # interactions ever queued: each one's place in line
         self._offer_count = 0
         self._ordinals = 0  # agents ever configured: each one's place in the config order
@@ -578,17 +579,17 @@ class Router:
         snapshot (which leaves them out) answers the same as the live one."""
         timers = self._timers
         while timers:
-            due, _, fn, arg = timers[0]
-            if fn is None:  # a lane
-                lane = arg
-                if not self._spent(lane[0]):
-                    return due
+            top = timers[0]
+            if top.fn is None:  # a lane
+                lane = top.arg
+                if not self._spent_head(lane[0]):
+                    return top.due
                 lane.popleft()
-                self._lane_moved(lane)
-            elif self._spent(timers[0]):
-                heapq.heappop(timers)
+                self._lane_moved(lane, top)
+            elif self._spent(top):
+                heap_pop(timers)
             else:
-                return due
+                return top.due
         return None
 
     def advance(self) -> None:
@@ -598,21 +599,29 @@ class Router:
     def _tick(self) -> None:
         now = self.clock.now()
         timers = self._timers
-        if timers and timers[0][0] <= now and not self._firing:
+        if timers and timers[0].due <= now and not self._firing:
             self._firing = True
             requeued, released = self._requeued, self._released
             try:
-                while timers and timers[0][0] <= now:
-                    due, _, fn, arg = timers[0]
-                    if fn is None:  # a lane: its head fires, the next takes its place
-                        lane = arg
-                        _, _, fn, arg = lane.popleft()
-                        self._lane_moved(lane)
-                    else:
-                        heapq.heappop(timers)
+                while timers and timers[0].due <= now:
+                    top = timers[0]
+                    due = top.due
                     if due > self.now:
                         self.now = due
-                    fn(arg)
+                    if top.fn is not None:
+                        heap_pop(timers)
+                        self._fire(top)
+                    else:  # a lane: its head fires, the next takes its place
+                        lane = top.arg
+                        head = lane.popleft()
+                        self._lane_moved(lane, top)
+                        kind = type(head)
+                        if kind is Waiting:  # the SLA lane holds the contacts themselves
+                            self._sla_due(head)
+                        elif kind is PendingOffer:  # the offer lane, the offers
+                            self._offer_expired(head.id)
+                        else:
+                            self._fire(head)
                     if requeued or released:
                         self._settle()
             finally:
@@ -620,10 +629,24 @@ class Router:
         if now > self.now:
             self.now = now
 
+    def _fire(self, timer: Timer) -> None:
+        fn = timer.fn
+        arg = timer.arg
+        if fn is self._ladder_timer:
+            w: Waiting = arg
+            if w.ladder_seq != timer.seq:
+                return  # a rung armed before the contact moved on (_arm_ladder)
+            w.ladder_seq = 0
+            self._ladder_due(w)
+        elif fn is self._wrap_timer:
+            self._wrap_up_due(arg)
+        else:
+            fn(arg)
+
     def _at(
         self, due: float, fn: Callable[[Any], None], arg: Any, lane: deque[Any] | None = None
-    ) -> None:
-        """Run `fn(arg)` at `due`.
+    ) -> int:
+        """Run `fn(arg)` at `due`; returns the timer's arming order (0: never runs).
 
         Most timers come in lanes whose deadlines never decrease (every SLA breach of a
         queue is its arrival plus the same seconds), so a lane is a FIFO with one heap
@@ -632,40 +655,114 @@ class Router:
         router rebuilt from a snapshot fires them in the same order as a full replay.
         """
         if due == math.inf or self._passive:
-            return
-        seq = next(self._seq)
+            return 0
+        self._seq += 1
+        seq = self._seq
+        timer = Timer(due, seq, fn, arg)
         if lane is not None:
             if not lane:
-                heapq.heappush(self._timers, (due, seq, None, lane))  # None: a lane
-                lane.append((due, seq, fn, arg))
-                return
-            if lane[-1][0] <= due:
-                lane.append((due, seq, fn, arg))
-                return
-        heapq.heappush(self._timers, (due, seq, fn, arg))
+                heap_push(self._timers, Timer(due, seq, None, lane))  # None: a lane
+                lane.append(timer)
+                return seq
+            last: Timer = lane[-1]
+            if last.due <= due:
+                lane.append(timer)
+                return seq
+        heap_push(self._timers, timer)
+        return seq
 
-    def _lane_moved(self, lane: deque[Any]) -> None:
-        """A lane's head (the heap's top entry) left it: skip the spent timers after it,
-        which would do nothing (no heap entry, no call), and put the next in its place."""
-        while lane and self._spent(lane[0]):
-            lane.popleft()
-        if lane:
-            due, seq, _, _ = lane[0]
-            heapq.heapreplace(self._timers, (due, seq, None, lane))
+    def _arm_record(
+        self, due: float, record: Waiting | PendingOffer, lane: deque[Any], fn: Any, arg: Any
+    ) -> int:
+        """`_at` for the lanes whose entries are records, the timer of which they are
+        (`Lanes`): a contact's SLA timer, an offer's time-out. Out of its lane's order, a
+        `Timer(due, seq, fn, arg)` in the heap instead. Returns the arming order."""
+        if due == math.inf or self._passive:
+            return 0
+        self._seq += 1
+        seq = self._seq
+        if not lane:
+            heap_push(self._timers, Timer(due, seq, None, lane))
+            lane.append(record)
+        elif _record_due(lane[-1]) <= due:
+            lane.append(record)
         else:
-            heapq.heappop(self._timers)
+            heap_push(self._timers, Timer(due, seq, fn, arg))
+        return seq
 
-    def _spent(self, timer: tuple[float, int, Any, Any]) -> bool:
+    def _lane_moved(self, lane: deque[Any], top: Timer) -> None:
+        """A lane's head left it (`top`, the lane's heap entry, is the heap's first): skip
+        the spent timers after it, which would do nothing (no heap entry, no call), and
+        put the next in its place."""
+        timers = self._timers
+        while lane:
+            head = lane[0]
+            kind = type(head)
+            if kind is Waiting:
+                w: Waiting = head
+                if w.answered or w.breached or w.buckets is _ENDED:
+                    lane.popleft()
+                    continue
+                top.due = w.sla_deadline
+                top.seq = w.sla_seq
+            elif kind is PendingOffer:
+                offer: PendingOffer = head
+                if self.offers.get(offer.id) is not offer:
+                    lane.popleft()
+                    continue
+                top.due = offer.expires_at
+                top.seq = offer.seq
+            else:
+                timer: Timer = head
+                if self._spent(timer):
+                    lane.popleft()
+                    continue
+                top.due = timer.due
+                top.seq = timer.seq
+            heap_sift(timers, 0)
+            return
+        heap_pop(timers)
+
+    def _spent_head(self, head: Any) -> bool:
+        """`_spent` for a lane's entry (a record in the SLA and offer lanes)."""
+        kind = type(head)
+        if kind is Waiting:
+            w: Waiting = head
+            return w.answered or w.breached or w.buckets is _ENDED
+        if kind is PendingOffer:
+            return self.offers.get(head.id) is not head
+        return self._spent(head)
+
+    def _spent(self, timer: Timer) -> bool:
         """Whether a timer can only do nothing now and later: an offer's time-out once
         the offer was answered or withdrawn, an SLA timer once the contact was answered,
-        breached or ended. Such timers are skipped unfired, and snapshots leave them out."""
-        fn = timer[2]
+        breached or ended, an escalation rung the contact has moved on from. Such timers
+        are skipped unfired, and snapshots leave them out."""
+        fn = timer.fn
         if fn is self._offer_timer:
-            return timer[3] not in self.offers
+            return timer.arg not in self.offers
         if fn is self._sla_timer:
-            w: Waiting = timer[3]
+            w: Waiting = timer.arg
             return w.answered or w.breached or w.buckets is _ENDED
+        if fn is self._ladder_timer:
+            return timer.arg.ladder_seq != timer.seq
         return False
+
+    def _lane_timers(self, lane: deque[Any]) -> list[tuple[float, int, Any, Any]]:
+        """The live timers of a lane as (due, seq, fn, arg), records included (for
+        snapshots)."""
+        out: list[tuple[float, int, Any, Any]] = []
+        for head in lane:
+            if self._spent_head(head):
+                continue
+            kind = type(head)
+            if kind is Waiting:
+                out.append((head.sla_deadline, head.sla_seq, self._sla_timer, head))
+            elif kind is PendingOffer:
+                out.append((head.expires_at, head.seq, self._offer_timer, head.id))
+            else:
+                out.append((head.due, head.seq, head.fn, head.arg))
+        return out
 
     # ================================================================== reads
 
@@ -1083,7 +1180,7 @@ class Router:
 
     def _withdraw(self, w: Waiting, reason: str) -> None:
         """Withdraw every pending offer of `w` (ring-all losers, a customer who left)."""
-        for agent_id, offer_id in list(w.offers.items()):
+        for agent_id, offer_id in list(w.offers.items()) if w.offers else ():
             self._emit(
                 ev.OfferRevoked(
                     at=self.now,
@@ -1120,7 +1217,7 @@ class Router:
                     self._match(w, "requeue")
             while released:
                 self._pull(released.pop())
-        if self._timers and self._timers[0][0] <= self.now and not self._firing:
+        if self._timers and self._timers[0].due <= self.now and not self._firing:
             self._tick()  # a timer re-armed in the past (a rung due while it rang) fires now
 
     def _apply_action(self, w: Waiting, action: Action, reason: str) -> None:
@@ -1170,15 +1267,17 @@ class Router:
         if w.ix.state is WAITING:
             self._match(w, "offer missed")
 
-    def _wrap_up_due(self, pair: tuple[Waiting, float]) -> None:
-        w, until = pair
-        if w.ix.state is WRAP_UP and w.ix.ended_at == until and w.ix.agent:
-            self._end_wrap_up(w, self.agents[w.ix.agent])
+    def _wrap_up_due(self, w: Waiting) -> None:
+        # One wrap-up per contact: a contact completes once, and its wrap-up timer is
+        # due when it ends (`ix.ended_at`) unless the agent ended it early.
+        ix = w.ix
+        if ix.state is WRAP_UP and ix.agent:
+            self._end_wrap_up(w, self.agents[ix.agent])
 
-    def _ladder_due(self, rung: tuple[Waiting, QueueRuntime, int, float]) -> None:
-        w, queue, index, segment = rung
-        if w.queue is not queue or w.segment_start != segment or w.ladder_index != index:
-            return  # transferred, or this rung already applied
+    def _ladder_due(self, w: Waiting) -> None:
+        """The contact's next rung is due: it has not moved on since it was armed (another
+        queue, a new segment, the rung applied), or `_fire` would not call this."""
+        index = w.ladder_index
         if w.ix.state not in (WAITING, OFFERED):
             return  # assigned: re-armed if it comes back to the queue
         if index >= len(w.queue.ladder):
@@ -1256,38 +1355,48 @@ class Router:
         if ix.id in self.active:
             return
         ix = msgspec.structs.replace(ix)  # the event stays a snapshot
+        at = e.at  # read once (see _on_offered)
         queue = self.queues[ix.queue]
         self._arrivals += 1
         w = Waiting(ix, queue, self._arrivals)
-        self.active[ix.id] = w
-        queue.waiting[ix.id] = w
-        (queue.stats if e.at < queue.stats_until else self._stats(queue, e.at)).on_offered()
+        iid = w.id
+        self.active[iid] = w
+        queue.waiting[iid] = w
+        (queue.stats if at < queue.stats_until else self._stats(queue, at)).on_offered()
         self._set_requirements(w)
-        w.sla_deadline = self._after(queue, w.enqueued_at, queue.sla_seconds)
-        self._at(w.sla_deadline, self._sla_timer, w, queue.lanes.sla)
-        self._arm_segment(w, e.at)
-        if ix.preferred_agent and queue.preferred_agent_wait > 0:
-            w.preferred_until = e.at + queue.preferred_agent_wait
+        w.sla_deadline = due = self._after(queue, w.enqueued_at, queue.sla_seconds)
+        w.sla_seq = self._arm_record(due, w, queue.lanes.sla, self._sla_timer, w)
+        self._arm_segment(w, at)
+        if queue.preferred_agent_wait > 0 and ix.preferred_agent:
+            w.preferred_until = at + queue.preferred_agent_wait
         self._enqueue(w)
 
     def _on_offered(self, e: ev.Offered) -> None:
+        # An event's fields read once each: from compiled code each read of a Struct's
+        # field is a generic attribute lookup (docs/performance.md).
+        oid, expires = e.offer_id, e.expires_at
         w = self.active[e.interaction_id]
         agent = self.agents[e.agent_id]
-        if w.ix.state is WAITING:
+        ix = w.ix
+        if ix.state is WAITING:
             w.version += 1
-            w.ix.state = OFFERED
-        offer = PendingOffer(e.offer_id, w, agent, e.expires_at)
-        self.offers[e.offer_id] = offer
-        agent.offers[e.offer_id] = offer
-        w.offers[agent.id] = e.offer_id
+            ix.state = OFFERED
+        offer = PendingOffer(oid, w, agent, expires)
+        self.offers[oid] = offer
+        agent.offers[oid] = offer
+        if w.offers is None:
+            w.offers = {agent.id: oid}
+        else:
+            w.offers[agent.id] = oid
         self._load(agent, offer.channel, +1)
         on_offer = w.queue.on_offer
         if on_offer is not None:
             on_offer(agent)
         self._touch(agent)
-        self._at(e.expires_at, self._offer_timer, e.offer_id, w.queue.lanes.offer)
+        lane = w.queue.lanes.offer
+        offer.seq = self._arm_record(expires, offer, lane, self._offer_timer, oid)
         if self._replaying:  # continue numbering after the offers in the log
-            n = e.offer_id[1:]
+            n = oid[1:]
             if n.isdigit() and int(n) > self._offer_count:
                 self._offer_count = int(n)
 
@@ -1304,12 +1413,17 @@ class Router:
         self._drop_offer(e.offer_id, decliner=False)
 
     def _on_assigned(self, e: ev.Assigned) -> None:
+        at, offer_id = e.at, e.offer_id  # read once each (see _on_offered)
         w = self.active[e.interaction_id]
         agent = self.agents[e.agent_id]
-        if e.offer_id is not None:
-            del self.offers[e.offer_id]
-            del agent.offers[e.offer_id]
-            del w.offers[agent.id]
+        if offer_id is not None:
+            del self.offers[offer_id]
+            del agent.offers[offer_id]
+            offers = w.offers
+            assert offers is not None
+            del offers[agent.id]
+            if not offers:
+                w.offers = None
         else:  # a supervisor's direct assignment: take the capacity now
             w.version += 1
             self._load(agent, w.ix.channel, +1)
@@ -1318,18 +1432,19 @@ class Router:
         ix.agent = agent.id
         w.declined = None
         w.preferred_until = 0.0
-        w.assigned_at = e.at
+        w.assigned_at = at
         if ix.answered_at is None:
-            ix.answered_at = e.at
+            ix.answered_at = at
             if not w.sla_queue.first_response:
                 w.answered = True
-                _today(w.sla_queue, e.at, self).on_answered(self._wait(w, e.at))
-        agent.work.add(ix.id)
+                _today(w.sla_queue, at, self).on_answered(self._wait(w, at))
+        agent.work.add(w.id)
         agent.answered += 1
         agent.missed_in_row = 0
-        if ix.customer is not None:
-            self.last_agent[ix.customer.id] = agent.id
-        if e.offer_id is None:
+        customer = ix.customer
+        if customer is not None:
+            self.last_agent[customer.id] = agent.id
+        if offer_id is None:
             self._touch(agent)
         else:
             self._rekey(agent)  # the offer held the capacity already
@@ -1419,7 +1534,7 @@ class Router:
             w.ix.outcome = e.outcome
         agent.talk_time += e.at - w.assigned_at
         self._rekey(agent)  # talk time is part of some strategies' keys
-        self._at(e.wrap_up_until, self._wrap_timer, (w, e.wrap_up_until), w.queue.lanes.wrap)
+        self._at(e.wrap_up_until, self._wrap_timer, w, w.queue.lanes.wrap)
 
     def _on_wrap_up_ended(self, e: ev.WrapUpEnded) -> None:
         w = self.active[e.interaction_id]
@@ -1445,6 +1560,7 @@ class Router:
         w = self.active[e.interaction_id]
         step = e.step
         w.ladder_index = e.index + 1
+        w.ladder_seq = 0  # the next rung, armed below
         w.declined = None  # a new rung is a new chance for agents who passed on it
         if step.relax:
             w.relax += step.relax
@@ -1607,6 +1723,7 @@ class Router:
             extra = w.requirements[1:]
             w.requirements = []
             self._set_requirements(w, extra)
+            w.ladder_seq = 0  # its rung went with the old lanes (_drop_queue_timers)
             self._arm_ladder(w)
             if w.ix.state is S.WAITING and not w.preferred_until:
                 self._enqueue(w)
@@ -1618,19 +1735,19 @@ class Router:
         if not keep_lanes:
             lanes.update(id(lane) for lane in _queue_lanes(queue))
         name = queue.name
-        hours, ladder = self._hours_changed, self._ladder_due
+        hours, ladder = self._hours_changed, self._ladder_timer
 
-        def stays(timer: tuple[float, int, Any, Any]) -> bool:
-            _, _, fn, arg = timer
+        def stays(timer: Timer) -> bool:
+            fn, arg = timer.fn, timer.arg
             if fn is None:
                 return id(arg) not in lanes
             if fn == ladder:  # a rung armed out of its lane's order
-                return arg[1] is not queue
+                return arg.queue is not queue
             return not (fn == hours and arg == name)
 
         kept = [t for t in self._timers if stays(t)]
         if len(kept) != len(self._timers):
-            heapq.heapify(kept)
+            heap_make(kept)
             self._timers[:] = kept
 
     def _forget_strategy(self, strategy: Strategy) -> None:
@@ -1882,6 +1999,7 @@ class Router:
     def _arm_segment(self, w: Waiting, at: float) -> None:
         w.segment_start = at
         w.ladder_index = 0
+        w.ladder_seq = 0
         w.maxed = False
         self._arm_waiting_timers(w)
 
@@ -1899,11 +2017,16 @@ class Router:
             self._at(due, self._max_wait_timer, (w, w.segment_start), w.queue.lanes.max_wait)
 
     def _arm_ladder(self, w: Waiting) -> None:
-        ladder = w.queue.ladder
-        if w.ladder_index < len(ladder):
-            due = self._after(w.queue, w.segment_start, ladder[w.ladder_index].after)
-            lane = w.queue.lanes.ladder[w.ladder_index]
-            self._at(due, self._ladder_timer, (w, w.queue, w.ladder_index, w.segment_start), lane)
+        """Arm the contact's next rung, unless it is armed already: a contact back in
+        line (declined, requeued) keeps the timer it had, due at the same moment. The
+        timer is the contact's: `ladder_seq` names it, and a timer it no longer names
+        (another queue, a new segment, the next rung) is spent."""
+        queue = w.queue
+        ladder = queue.ladder
+        index = w.ladder_index
+        if w.ladder_seq == 0 and index < len(ladder):
+            due = self._after(queue, w.segment_start, ladder[index].after)
+            w.ladder_seq = self._at(due, self._ladder_timer, w, queue.lanes.ladder[index])
 
     def _after(self, queue: QueueRuntime, start: float, seconds: float) -> float:
         if queue.calendar is None:
@@ -1933,7 +2056,10 @@ class Router:
         offer = self.offers.pop(offer_id)
         w, agent = offer.waiting, offer.agent
         self._release(offer)
-        w.offers.pop(agent.id, None)
+        if w.offers is not None:
+            w.offers.pop(agent.id, None)
+            if not w.offers:
+                w.offers = None
         if decliner:
             if w.declined is None:
                 w.declined = set()
@@ -1953,9 +2079,10 @@ class Router:
         self._released.append(agent)
 
     def _release_offers(self, w: Waiting) -> None:
-        for oid in w.offers.values():
-            self._release(self.offers.pop(oid))
-        w.offers.clear()
+        if w.offers is not None:
+            for oid in w.offers.values():
+                self._release(self.offers.pop(oid))
+            w.offers = None
 
     def _leave_agent(self, w: Waiting, at: float) -> None:
         """The agent holding `w` lets go of it: capacity back, talk time counted."""
@@ -1972,6 +2099,7 @@ class Router:
 
     def _end(self, w: Waiting, state: InteractionState, at: float) -> None:
         w.version += 1
+        w.ladder_seq = 0  # its rung, if armed, is spent
         w.ix.state = state
         w.ix.ended_at = at
         del self.active[w.id]
@@ -1986,6 +2114,13 @@ class Router:
 
 def _nothing(event: ev.Event) -> None:
     return None
+
+
+def _record_due(record: Waiting | PendingOffer) -> float:
+    """When the timer a record stands for is due (`Lanes`)."""
+    if type(record) is Waiting:
+        return record.sla_deadline
+    return record.expires_at  # type: ignore[union-attr]
 
 
 def _no_room(agent: AgentStatus, channel: str) -> str:

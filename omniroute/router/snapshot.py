@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import heapq
-import itertools
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,7 +26,7 @@ import msgspec
 
 from ..kpi import QueueKpis
 from ..model import Agent, Interaction, InteractionState, Presence, Queue, Routing
-from .state import AgentStatus, PendingOffer, QueueRuntime, Waiting
+from .state import AgentStatus, PendingOffer, QueueRuntime, Timer, Waiting, heap_make
 
 if TYPE_CHECKING:
     from .core import Router
@@ -265,14 +263,13 @@ def _dump(router: Router) -> bytes:
     # left out: a live router skips some of them unfired, a replay arms them all.
     spent = router._spent
     loose = [
-        t
+        (t.due, t.seq, t.fn, t.arg)
         for t in router._timers
-        if t[2] is not None and t[2].__name__ != "_hours_changed" and not spent(t)
+        if t.fn is not None and getattr(t.fn, "__name__", "") != "_hours_changed" and not spent(t)
     ]
     loose.sort(key=lambda t: (t[0], t[1]))
     lanes_of = {
-        name: [[t for t in lane if not spent(t)] for lane in _lanes(q)]
-        for name, q in router.queues.items()
+        name: [router._lane_timers(lane) for lane in _lanes(q)] for name, q in router.queues.items()
     }
     seqs = [t[1] for t in loose]
     for kept in lanes_of.values():
@@ -342,16 +339,21 @@ def _timer(
             return TimerRec(due, seq, kind, ref)
     elif kind == "_offer_expired":
         return TimerRec(due, seq, kind, arg)
-    elif kind == "_wrap_up_due" or kind == "_max_wait_due":
+    elif kind == "_wrap_up_due":  # due when the wrap-up ends: `at`
+        ref = arg.id
+        if active.get(ref) is arg:
+            return TimerRec(due, seq, kind, ref, due)
+    elif kind == "_max_wait_due":
         w, at = arg
         ref = w.id
         if active.get(ref) is w:
             return TimerRec(due, seq, kind, ref, at)
-    elif kind == "_ladder_due":
-        w, queue, index, segment = arg
-        ref = w.id
-        if active.get(ref) is w:
-            return TimerRec(due, seq, kind, ref, segment, index, queue.name)
+    elif kind == "_ladder_due":  # live (not spent): the contact's current rung
+        ref = arg.id
+        if active.get(ref) is arg:
+            return TimerRec(
+                due, seq, kind, ref, arg.segment_start, arg.ladder_index, arg.queue.name
+            )
     elif kind != "_nothing":
         raise TypeError(f"snapshot: no record for timer {fn!r}")
     return TimerRec(due, seq, _NOOP)  # about an interaction that has ended
@@ -514,31 +516,47 @@ def _restore(r: Router, s: Body) -> None:
         offer = PendingOffer(o.id, w, agent, o.expires_at)
         r.offers[o.id] = offer
         agent.offers[o.id] = offer
+        if w.offers is None:
+            w.offers = {}
         w.offers[agent.id] = o.id
     for agent in agents.values():
         r._touch(agent)
 
-    def handler(t: TimerRec) -> tuple[Callable[[Any], None], Any]:
+    def timer(t: TimerRec, seq: int) -> Timer | None:
+        """The timer a record stands for, armed as the router arms it (None: one that
+        can only do nothing, left out)."""
         kind = t.kind
         if kind == _NOOP:
-            return _nothing, None
-        # The handlers the router armed them with (it tells spent timers by identity).
-        fn = r._sla_timer if kind == "_sla_due" else getattr(r, kind)
+            return Timer(t.due, seq, _nothing, None)
+        if kind == "_sla_due":  # the router tells timers apart by their handler's identity
+            return Timer(t.due, seq, r._sla_timer, active[t.ref])
         if kind == "_offer_expired":
-            fn = r._offer_timer
-        if kind in _BY_WAITING:
-            return fn, active[t.ref]
-        if kind == "_offer_expired":
-            return fn, t.ref
-        if kind == "_wrap_up_due" or kind == "_max_wait_due":
-            return fn, (active[t.ref], t.at)
+            return Timer(t.due, seq, r._offer_timer, t.ref)
+        if kind == "_wrap_up_due":
+            return Timer(t.due, seq, r._wrap_timer, active[t.ref])
         if kind == "_ladder_due":
-            return fn, (active[t.ref], queues[t.queue], t.index, t.at)
+            w = active[t.ref]
+            # Its current rung, once: snapshots taken before rungs were the contact's own
+            # timer (`Router._arm_ladder`) may hold rungs it has moved on from, or the
+            # same rung armed twice.
+            if (
+                w.queue is not queues[t.queue]
+                or w.ladder_index != t.index
+                or w.segment_start != t.at
+                or w.ladder_seq
+            ):
+                return None
+            w.ladder_seq = seq
+            return Timer(t.due, seq, r._ladder_timer, w)
+        if kind == "_max_wait_due":
+            return Timer(t.due, seq, r._max_wait_timer, (active[t.ref], t.at))
+        if kind in _BY_WAITING:
+            return Timer(t.due, seq, getattr(r, kind), active[t.ref])
         raise ValueError(f"unknown timer kind {kind!r}")
 
     # Timers keep the order they were armed in, after those of opening hours that were
     # armed when this router was built (as in a replay of the whole log).
-    base = next(r._seq)
+    base = r._seq + 1
     last = base
     timers = r._timers
 
@@ -558,12 +576,32 @@ def _restore(r: Router, s: Body) -> None:
         restore_state = getattr(queue.strategy, "restore_state", None)
         if restore_state is not None:
             restore_state(q.strategy)
-        for lane, saved in zip(_lanes(queue), q.lanes, strict=True):
-            lane.extend((t.due, renumber(t.seq), *handler(t)) for t in saved)
+        for number, (lane, saved) in enumerate(zip(_lanes(queue), q.lanes, strict=True)):
+            for t in saved:
+                seq = renumber(t.seq)
+                if number == 0 and t.kind == "_sla_due":  # the SLA lane holds the contacts
+                    w = active[t.ref]
+                    w.sla_seq = seq
+                    lane.append(w)
+                elif number == 1 and t.kind == "_offer_expired":  # the offer lane, offers
+                    offer = r.offers[t.ref]
+                    offer.seq = seq
+                    lane.append(offer)
+                elif number > 1:
+                    made = timer(t, seq)
+                    if made is not None:
+                        lane.append(made)
             if lane:
-                due, seq, _, _ = lane[0]
-                timers.append((due, seq, None, lane))
+                head = lane[0]
+                if type(head) is Waiting:
+                    timers.append(Timer(head.sla_deadline, head.sla_seq, None, lane))
+                elif type(head) is PendingOffer:
+                    timers.append(Timer(head.expires_at, head.seq, None, lane))
+                else:
+                    timers.append(Timer(head.due, head.seq, None, lane))
     for t in s.timers:
-        timers.append((t.due, renumber(t.seq), *handler(t)))
-    heapq.heapify(timers)
-    r._seq = itertools.count(last + 1)
+        made = timer(t, renumber(t.seq))
+        if made is not None:
+            timers.append(made)
+    heap_make(timers)
+    r._seq = last

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 SkillKey = tuple[tuple[str, int], ...]
 OFFLINE: Final = Presence.OFFLINE  # constants: an enum member costs a lookup (core.py)
 READY: Final = Presence.READY
+_NONE: Final[list[Any]] = []  # the lists of a record not set yet: never changed in place
 
 
 def skill_key(skills: Mapping[str, int]) -> SkillKey:
@@ -133,8 +134,80 @@ class Profile:
         return all(skills.get(s, 0) >= lvl for s, lvl in requirement.items())
 
 
+class Timer:
+    """A timer: at `due`, call `fn(arg)`. `seq` is the order it was armed in: timers due
+    at the same moment fire in that order. In the router's heap, `fn` None marks a lane
+    (`arg`), whose head's deadline and order the entry carries (`Router._at`)."""
+
+    __slots__ = ("arg", "due", "fn", "seq")
+
+    def __init__(self, due: float, seq: int, fn: Any, arg: Any) -> None:
+        self.due = due
+        self.seq = seq
+        self.fn = fn
+        self.arg = arg
+
+
+def before(a: Timer, b: Timer) -> bool:
+    return a.due < b.due or (a.due == b.due and a.seq < b.seq)
+
+
+def heap_push(heap: list[Timer], timer: Timer) -> None:
+    """`heapq.heappush` for timers, compared natively by (due, seq)."""
+    heap.append(timer)
+    pos = len(heap) - 1
+    while pos > 0:
+        up = (pos - 1) >> 1
+        parent = heap[up]
+        if not before(timer, parent):
+            break
+        heap[pos] = parent
+        pos = up
+    heap[pos] = timer
+
+
+def heap_sift(heap: list[Timer], pos: int) -> None:
+    """Move the timer at `pos` down to its place (its key grew, or it was put there)."""
+    n = len(heap)
+    timer = heap[pos]
+    while True:
+        child = 2 * pos + 1
+        if child >= n:
+            break
+        other = child + 1
+        if other < n and before(heap[other], heap[child]):
+            child = other
+        low = heap[child]
+        if not before(low, timer):
+            break
+        heap[pos] = low
+        pos = child
+    heap[pos] = timer
+
+
+def heap_pop(heap: list[Timer]) -> Timer:
+    """Take out the first timer (`heapq.heappop`)."""
+    last = heap.pop()
+    if not heap:
+        return last
+    top = heap[0]
+    heap[0] = last
+    heap_sift(heap, 0)
+    return top
+
+
+def heap_make(heap: list[Timer]) -> None:
+    """`heapq.heapify` for timers."""
+    for pos in range(len(heap) // 2 - 1, -1, -1):
+        heap_sift(heap, pos)
+
+
 class Lanes:
-    """FIFO timer lanes of one queue: in each, deadlines come in non-decreasing order."""
+    """FIFO timer lanes of one queue: in each, deadlines come in non-decreasing order.
+
+    Two lanes hold the records themselves instead of a `Timer` each: `sla` the queue's
+    waiting contacts (`Waiting`: deadline `sla_deadline`, order `sla_seq`), `offer` its
+    pending offers (`PendingOffer`: `expires_at`, `seq`). The others hold Timers."""
 
     __slots__ = ("ladder", "max_wait", "offer", "preferred", "sla", "wrap")
 
@@ -292,6 +365,7 @@ class Waiting:
         "id",
         "ix",
         "ladder_index",
+        "ladder_seq",
         "maxed",
         "offers",
         "order_key",
@@ -304,6 +378,7 @@ class Waiting:
         "seq",
         "sla_deadline",
         "sla_queue",
+        "sla_seq",
         "version",
     )
 
@@ -313,21 +388,26 @@ class Waiting:
         self.queue = queue
         self.seq = seq
         self.enqueued_at = ix.enqueued_at
-        self.segment_start = ix.enqueued_at
+        self.segment_start = self.enqueued_at
         self.order_key = 0.0
         self.sla_deadline = 0.0
+        self.sla_seq = 0  # its SLA timer's arming order: the record is the timer (Lanes)
         # The queue whose SLA the contact is measured by: the one it arrived in. A
         # transfer to another queue keeps that deadline, measure and service level.
         self.sla_queue = queue
         self.version = 0
-        self.buckets: list[Bucket] = []
-        self.requirements: list[tuple[QueueRuntime, dict[str, int]]] = []
+        # Set by the router (`_set_requirements`); no list of its own until then.
+        self.buckets: list[Bucket] = _NONE
+        self.requirements: list[tuple[QueueRuntime, dict[str, int]]] = _NONE
         self.relax = 0
         self.ladder_index = 0
+        self.ladder_seq = 0  # the arming order of its pending escalation timer, 0: none
         self.breached = False
         self.answered = ix.answered_at is not None
         self.declined: set[str] | None = None
-        self.offers: dict[str, str] = {}  # agent id -> offer id
+        # agent id -> offer id, while it has offers: made at the first (most contacts
+        # wait with none, and are offered to one agent at a time).
+        self.offers: dict[str, str] | None = None
         self.preferred_until = 0.0
         self.assigned_at = 0.0
         self.maxed = False  # on_max_wait applied for this segment
@@ -341,7 +421,10 @@ class Waiting:
 
 
 class PendingOffer:
-    __slots__ = ("agent", "channel", "expires_at", "id", "waiting")
+    """An offer waiting for its agent's answer; in its queue's offer lane, its own
+    time-out timer (`Lanes`)."""
+
+    __slots__ = ("agent", "channel", "expires_at", "id", "seq", "waiting")
 
     def __init__(self, oid: str, waiting: Waiting, agent: AgentStatus, expires_at: float):
         self.id = oid
@@ -349,3 +432,4 @@ class PendingOffer:
         self.agent = agent
         self.channel = waiting.ix.channel
         self.expires_at = expires_at
+        self.seq = 0  # its time-out's arming order
