@@ -31,7 +31,8 @@ class Subscription(Generic[T]):
     """The receiving end of a memory stream, iterated a backlog at a time.
 
     `async for item in subscription` ends when the sender closes; `receive`,
-    `receive_nowait`, `close` and `with subscription:` work as on the stream.
+    `receive_nowait`, `close`, `aclose`, `clone`, `with` and `async with` work as on
+    the stream.
     """
 
     __slots__ = ("_in_a_row", "_stream")
@@ -73,6 +74,21 @@ class Subscription(Generic[T]):
         self._stream.close()
 
     async def aclose(self) -> None:
+        self._stream.close()
+
+    def clone(self) -> Subscription[T]:
+        """Another reader of the same stream (each item goes to one of them)."""
+        return Subscription(self._stream.clone())
+
+    async def __aenter__(self) -> Subscription[T]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._stream.close()
 
     def __enter__(self) -> Subscription[T]:

@@ -65,3 +65,12 @@ async def test_it_waits_when_empty_and_works_as_a_context_manager() -> None:
             events.receive_nowait()
     with pytest.raises(anyio.BrokenResourceError):  # closing it unsubscribed
         send.send_nowait("after")
+
+
+async def test_async_with_closes_it_too() -> None:
+    send, receive = anyio.create_memory_object_stream[str](10)
+    send.send_nowait("first")
+    async with Subscription(receive) as events:
+        assert await events.receive() == "first"
+    with pytest.raises(anyio.BrokenResourceError):
+        send.send_nowait("after")
