@@ -51,9 +51,22 @@ def test_simulate() -> None:
 @pytest.mark.slow
 def test_serve() -> None:
     pytest.importorskip("omniroute_webchat")
-    last = bench("serve", "--agents", "5", "--rate", "10", "--duration=1")[-1]
+    lines = bench("serve", "--agents", "5", "--rate", "10", "--duration=1")
     line = r"serve: \d+ interactions/s, offer p99 \d+\.\d ms, store sqlite"
-    assert re.fullmatch(line, last), last
+    assert re.fullmatch(line, lines[-1]), lines[-1]
+    split = r"serve-detail: the machine's CPUs while chats arrived: user \d+%, nice \d+%.*"
+    assert re.fullmatch(split, lines[-2]), lines[-2]
+
+
+def test_the_cpu_split_adds_up() -> None:
+    from bench.machine import cpu_times, split
+
+    before = (100, 0, 50, 800, 10, 5, 5, 30)
+    after = (150, 20, 70, 900, 10, 5, 5, 40)  # 200 ticks in all
+    assert split(before, after) == ("user 25%, nice 10%, system 10%, idle 50%, iowait 0%, steal 5%")
+    assert split(None, after) == ""
+    now = cpu_times()
+    assert now is not None and len(now) == 8  # Linux: /proc/stat
 
 
 def test_channels(tmp_path: Path) -> None:
