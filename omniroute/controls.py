@@ -3,7 +3,9 @@
 The core never imports a plugin, so the inbox and the wallboard cannot know that a voice
 call can be held or listened to. A plugin says so with `omniroute_controls` (yielding
 `ControlSpec`s); `check` refuses a malformed one when the web app is built, naming the
-plugin; `for_role` is what `GET /api/controls` answers; the pages draw the buttons.
+plugin; `for_role` is what `GET /api/controls` answers; the pages draw the buttons, and
+ask a control's `status` path what it started that still goes on (the server, not the
+page, knows that a consultation is under way after a reload).
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ def check(
     except msgspec.ValidationError as exc:
         return [f"{where}: {exc}"]
     errors: list[str] = []
-    if not spec.path.startswith("/") or "{interaction_id}" not in spec.path:
-        errors.append(f"{where}: path {spec.path!r} must start with / and hold {{interaction_id}}")
+    paths = {"path": spec.path, "status": spec.status} if spec.status else {"path": spec.path}
+    for what, path in paths.items():
+        if not path.startswith("/") or "{interaction_id}" not in path:
+            errors.append(f"{where}: {what} {path!r} must start with / and hold {{interaction_id}}")
     if spec.adapter and spec.adapter not in adapters:
         errors.append(f"{where}: adapter names no channel adapter {spec.adapter!r}")
     names = set(known)

@@ -144,6 +144,14 @@ class ControlSpec(msgspec.Struct, frozen=True, kw_only=True):
     interaction (Complete after Consult). `done` is what the page says on success.
     `adapter`: the channel adapter (a `ChannelSpec` name) whose routes it calls; the
     control is offered only while the config enables it (`[plugins.NAME]`).
+
+    `status`: where the page learns, when it opens an interaction (a reload, another
+    tab or device), what this control started that still goes on: a GET path (holding
+    `{interaction_id}`, same role) answering a JSON object of control names, each with
+    an answer like the control's own (`{"consult": {"agent": "bob", "channel": ...}}`),
+    or 204 when nothing goes on. The controls `after` one present show, with its answer
+    for their "answer" fields; those after one absent hide. Controls sharing the path
+    are asked once.
     """
 
     channel: str
@@ -160,6 +168,7 @@ class ControlSpec(msgspec.Struct, frozen=True, kw_only=True):
     done: str = ""
     description: str = ""
     adapter: str = ""
+    status: str = ""
 
 
 class Score(msgspec.Struct, frozen=True, kw_only=True):

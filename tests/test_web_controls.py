@@ -76,7 +76,33 @@ async def test_each_role_gets_the_controls_it_may_use(site: Site) -> None:
     me = {"name": "supervisor", "kind": "me", "label": "", "required": True}
     assert listen["fields"] == [{**me, "choices": [], "source": ""}]
     assert listen["fixed"] == {"mode": "listen"}
+    assert hold["status"] == listen["status"] == ""  # nothing either starts goes on
     assert (await site.call(None, "GET", "/api/controls")).status_code == 401
+
+
+async def test_a_control_s_status_path_is_served_for_the_pages_to_ask() -> None:
+    """Consult says where the page learns, on opening the interaction, whether a
+    consultation goes on: Complete (after it) is then shown again after a reload."""
+    status = "/phone/{interaction_id}/controls"
+    consult = ControlSpec(
+        channel="phone", name="consult", page="inbox", label="Consult",
+        path="/phone/{interaction_id}/consult", status=status,
+    )  # fmt: skip
+    complete = ControlSpec(
+        channel="phone", name="complete", page="inbox", label="Complete",
+        path="/phone/{interaction_id}/consult/complete", after="consult",
+    )  # fmt: skip
+    app = App.from_dict(
+        document(), store=MemoryStore(encode=True), host=host(Extra(consult, complete))
+    )
+    async with serving(app) as running:
+        served = (await running.call("ana", "GET", "/api/controls")).json()
+        doc = (await running.client.get("/api/openapi.json")).json()
+    assert [(c["name"], c["status"], c["after"]) for c in served] == [
+        ("consult", status, ""),
+        ("complete", "", "consult"),
+    ]
+    assert doc["components"]["schemas"]["ControlSpec"]["properties"]["status"]["type"] == "string"
 
 
 async def test_the_openapi_document_describes_the_controls(site: Site) -> None:
@@ -145,6 +171,11 @@ def bad(**fields: Any) -> ControlSpec:
             "field 'channel' takes the answer of no control",
         ),
         (bad(adapter="fax"), "adapter names no channel adapter 'fax'"),
+        (
+            bad(status="/phone/controls"),
+            r"status '/phone/controls' must start with / and hold \{interaction_id\}",
+        ),
+        (bad(status="phone/{interaction_id}"), r"status 'phone/\{interaction_id\}' must start"),
     ],
 )
 def test_a_malformed_control_is_refused_naming_the_plugin(control: ControlSpec, error: str) -> None:

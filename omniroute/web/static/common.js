@@ -81,13 +81,43 @@ async function logout() {
 
 /* Controls that channel plugins declare (GET /api/controls, docs/plugins.md): buttons on
  * a live interaction, each sending one request to the plugin's route. Labels and answers
- * are inserted as text; what was typed in a control's boxes survives the page's redraws. */
+ * are inserted as text; what was typed in a control's boxes survives the page's redraws.
+ * A control's answer shows the controls `after` it; where the control has a `status`
+ * path, the server says what still goes on when the page opens the interaction. */
 const controlInputs = new Map();
+const statusAsked = new Set();  // interactions whose controls' status was asked
+const controlRuns = new Map();  // interaction id -> controls that answered, newest last
 
 function answerKey(interactionId, name) { return "omniroute.control." + interactionId + "." + name; }
 function answerOf(interactionId, name) {
   const raw = sessionStorage.getItem(answerKey(interactionId, name));
   return raw === null ? null : JSON.parse(raw);
+}
+
+function fillPath(path, ix) { return path.split("{interaction_id}").join(encodeURIComponent(ix.id)); }
+
+/* Ask the `status` paths of the controls of `page` on `ix` what they started that still
+ * goes on (once per interaction, again when `again`), and remember it as their answers:
+ * after a reload, in another tab or on another device, Complete shows again mid-consult. */
+async function syncControls(controls, page, ix, again) {
+  if (again) statusAsked.delete(ix.id);
+  const asking = controls.filter((c) => c.status && c.page === page && c.channel === ix.channel && c.states.includes(ix.state));
+  if (!asking.length || statusAsked.has(ix.id)) return;
+  statusAsked.add(ix.id);
+  const runs = controlRuns.get(ix.id) || 0;
+  for (const path of new Set(asking.map((c) => c.status))) {
+    let r, data = {};
+    try { r = await fetch(fillPath(path, ix), { credentials: "same-origin" }); } catch (e) { continue; }
+    if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return; }
+    if (!r.ok) continue;  // not known now (the call moved on): the page keeps what it knew
+    if (r.status !== 204) { try { data = await r.json(); } catch (e) { continue; } }
+    if ((controlRuns.get(ix.id) || 0) !== runs) return;  // a click answered meanwhile: newer
+    for (const c of asking.filter((c) => c.status === path)) {
+      const answer = data && typeof data === "object" ? data[c.name] : null;
+      if (answer && typeof answer === "object") sessionStorage.setItem(answerKey(ix.id, c.name), JSON.stringify(answer));
+      else sessionStorage.removeItem(answerKey(ix.id, c.name));
+    }
+  }
 }
 
 function controlsFor(controls, page, ix) {
@@ -120,7 +150,7 @@ async function runControl(control, ix, me) {
     }
     body[f.name] = value;
   }
-  const path = control.path.split("{interaction_id}").join(encodeURIComponent(ix.id));
+  const path = fillPath(control.path, ix);
   let r, data = null;
   try {
     r = await fetch(path, { method: control.method, credentials: "same-origin",
@@ -128,10 +158,15 @@ async function runControl(control, ix, me) {
   } catch (e) { showError(control.label + ": the server cannot be reached"); return false; }
   if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return false; }
   if (r.status !== 204) { try { data = await r.json(); } catch (e) { data = null; } }
-  if (!r.ok) { showError(control.label + ": " + plainError(r.status, data && data.error, ix.channel)); return false; }
+  if (!r.ok) {
+    showError(control.label + ": " + plainError(r.status, data && data.error, ix.channel));
+    statusAsked.delete(ix.id);  // what the page showed may be over: ask the server again
+    return false;
+  }
   // A follow-up (Complete after Consult) ends what it follows: its buttons hide again.
   if (control.after) sessionStorage.removeItem(answerKey(ix.id, control.after));
   sessionStorage.setItem(answerKey(ix.id, control.name), JSON.stringify(data || {}));
+  controlRuns.set(ix.id, (controlRuns.get(ix.id) || 0) + 1);
   showError(control.done || control.label + ": done", true);
   return true;
 }
@@ -161,7 +196,7 @@ function controlBar(controls, page, ix, me, after) {
           if (await runControl(control, ix, me)) {
             for (const f of control.fields) controlInputs.delete(ix.id + "/" + control.name + "/" + f.name);
             if (after) after();
-          }
+          } else if (after) after();  // redrawn as the server now says (a status asked again)
         } finally { button.disabled = false; }
       } }, control.label);
     return boxes.length ? el("span", { class: "control-group" }, boxes, button) : button;

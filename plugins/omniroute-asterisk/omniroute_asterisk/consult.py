@@ -214,6 +214,32 @@ class Consults:
         await self.voice._hangup(channel_id)
         await self._note(call, "dropped", leg, kind="conference")
 
+    # ------------------------------------------------------------------ the pages' view
+
+    def in_effect(self, interaction_id: str) -> dict[str, dict[str, str]]:
+        """What of the call's consultation and conference still goes on, by the name of
+        the control that started it, each with an answer like that control's own: the
+        consultation (the colleague, its channel, "ringing" or "talking") and the third
+        party the last Conference added that is still on (the channel Drop lets go).
+        Empty for a call without either, or no longer live here."""
+        call = self.voice.calls.get(interaction_id)
+        found: dict[str, dict[str, str]] = {}
+        if call is None:
+            return found
+        leg = call.consult
+        if leg is not None and call.state is CallState.CONSULTING:
+            talking = "talking" if leg.answered else "ringing"
+            found["consult"] = {"agent": leg.who or "", "channel": leg.channel_id, "state": talking}
+        if call.guests:
+            guest = call.guests[-1]
+            joined = "joined" if guest.answered else "ringing"
+            found["conference"] = {
+                "party": guest.who or "",
+                "channel": guest.channel_id,
+                "state": joined,
+            }
+        return found
+
     # ------------------------------------------------------------------ ARI events
 
     async def answered(self, leg: Leg) -> None:

@@ -50,6 +50,7 @@ def omniroute_channels() -> Iterator[ChannelSpec]:
             "consult_cancel": consult_cancel,
             "conference": conference_call,
             "conference_drop": conference_drop,
+            "in_effect": call_in_effect,
         },
     )
 
@@ -92,15 +93,18 @@ def omniroute_controls() -> Iterator[ControlSpec]:
     yield inbox("hold", "Hold", "hold", done="On hold: the caller hears music")
     yield inbox("unhold", "Resume", "unhold", done="Back with the caller")
     colleague = optional("agent", "agent", "agent")
+    # What Consult and Conference started that still goes on, asked when the inbox opens
+    # the call (a reload, another tab): Complete, Cancel and Drop show again.
+    status = f"{call}/controls"
     yield inbox("consult", "Consult", "consult", colleague, optional("queue", "queue", "or queue"),
-                done="The caller is on hold; ringing your colleague")  # fmt: skip
+                done="The caller is on hold; ringing your colleague", status=status)  # fmt: skip
     yield inbox("consult_complete", "Complete transfer", "consult/complete", after="consult",
                 done="Transferred to your colleague")  # fmt: skip
     yield inbox("consult_cancel", "Cancel consult", "consult/cancel", after="consult",
                 done="Back with the caller")  # fmt: skip
     number = optional("number", "number", "or number")
     yield inbox("conference", "Conference", "conference", colleague, number,
-                done="Calling the third party")  # fmt: skip
+                done="Calling the third party", status=status)  # fmt: skip
     yield inbox("conference_drop", "Drop third party", "conference/drop",
                 ControlField(name="channel", kind="answer", source="conference"),
                 after="conference", done="The third party left the call")  # fmt: skip
@@ -264,6 +268,7 @@ def _consult_routes() -> Iterator[RouteSpec]:
     yield RouteSpec(path=f"{base}/consult/cancel", endpoint=_consult_end, methods=("POST",))
     yield RouteSpec(path=f"{base}/conference", endpoint=_conference, methods=("POST",))
     yield RouteSpec(path=f"{base}/conference/drop", endpoint=_conference, methods=("POST",))
+    yield RouteSpec(path=f"{base}/controls", endpoint=_in_effect)
 
 
 async def _call_control(request: Request, action: str, body_type: type[Any] | None) -> Response:
@@ -298,6 +303,12 @@ async def _consult_end(request: Request) -> Response:
     return await _call_control(request, "consult_complete" if complete else "consult_cancel", None)
 
 
+async def _in_effect(request: Request) -> Response:
+    """The controls' status (`ControlSpec.status`): the consultation and conference
+    under way, by the name of the control that started them."""
+    return await _call_control(request, "in_effect", None)
+
+
 async def _conference(request: Request) -> Response:
     if request.url.path.endswith("/drop"):
         return await _call_control(request, "conference_drop", DropBody)
@@ -326,6 +337,16 @@ async def consult_status(
     if found is None:
         raise ActionError(f'"{interaction_id}" has had no consultation', 409)
     return found
+
+
+async def call_in_effect(
+    voice: VoiceChannel, *, interaction_id: str, caller: str | None = None
+) -> dict[str, dict[str, str]]:
+    """What the call's Consult and Conference started that still goes on (nothing for a
+    call no longer live); an agent may ask about their own call only."""
+    if interaction_id in voice.calls:
+        _check_agent(voice, interaction_id, caller)
+    return voice.consults.in_effect(interaction_id)
 
 
 async def consult_complete(

@@ -9,12 +9,15 @@ Set OMNIROUTE_SCREENSHOTS=DIR to keep screenshots of both pages with their contr
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from fake_ari import FakeAri
+from omniroute_asterisk.calls import CallState
 from omniroute_asterisk.channel import VoiceChannel
 from test_voice_consult_fake import Call, originated
 from test_voice_fake import until
@@ -51,13 +54,10 @@ def with_passwords(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-async def test_agents_and_supervisors_control_a_live_call_from_the_pages() -> None:
-    expect = playwright_api.expect
-    shots = os.environ.get("OMNIROUTE_SCREENSHOTS")
-
-    async def login(user: str, landing: str) -> Any:
-        return await log_in(browser, url, user, PASSWORD, landing)
-
+@asynccontextmanager
+async def talking_call() -> AsyncIterator[tuple[FakeAri, Any, str, VoiceChannel, Call]]:
+    """The scene of the tests below: the fake ARI, a browser, the app served at a URL,
+    its voice channel, and a call where ana talks with the caller (bob is ready too)."""
     async with FakeAri().serving() as fake, chromium() as browser:
         app = build(config(fake))
         async with serving(app) as url:
@@ -66,74 +66,157 @@ async def test_agents_and_supervisors_control_a_live_call_from_the_pages() -> No
             await until(lambda: voice.ari.connected.is_set())
             await app.set_presence("ana", "ready")
             await app.set_presence("bob", "ready")
-            call = await Call(app, fake).talking()  # ana talks with the caller
+            yield fake, browser, url, voice, await Call(app, fake).talking()
 
-            # The agent opens the call in the inbox: the voice channel's buttons show.
-            agent = await login("ana", "inbox")
-            await agent.locator(f"#work .work[data-id='{call.ix}']").click()
-            controls = agent.locator("#conversation .controls")
-            await expect(controls.locator("button.control")).to_have_text(
-                ["Hold", "Resume", "Consult", "Conference"]
-            )
 
-            # Hold: the caller leaves the bridge and hears music on hold.
-            music = len(fake.seen("POST", f"channels/{call.caller}/moh"))
-            await controls.locator("button[data-control=hold]").click()
-            await expect(agent.locator("#error.ok")).to_have_text("On hold: the caller hears music")
-            await until(lambda: len(fake.seen("POST", f"channels/{call.caller}/moh")) > music)
-            (removed,) = fake.seen("POST", f"bridges/{call.bridge}/removeChannel")
-            assert removed.params["channel"] == call.caller
-            # Held twice: the channel's refusal (409), in plain words.
-            await controls.locator("button[data-control=hold]").click()
-            await expect(agent.locator("#error:not(.ok)")).to_have_text(
-                f'Hold: Not possible right now: "{call.ix}" is not in a call that can be held'
-            )
-            await controls.locator("button[data-control=unhold]").click()
-            await expect(agent.locator("#error.ok")).to_have_text("Back with the caller")
-            await until(lambda: fake.seen("DELETE", f"channels/{call.caller}/moh"))
+async def test_agents_and_supervisors_control_a_live_call_from_the_pages() -> None:
+    expect = playwright_api.expect
+    shots = os.environ.get("OMNIROUTE_SCREENSHOTS")
 
-            # Consult bob: his phone rings, and the consultation's own buttons appear.
+    async def login(user: str, landing: str) -> Any:
+        return await log_in(browser, url, user, PASSWORD, landing)
+
+    async with talking_call() as (fake, browser, url, voice, call):
+        # The agent opens the call in the inbox: the voice channel's buttons show.
+        agent = await login("ana", "inbox")
+        await agent.locator(f"#work .work[data-id='{call.ix}']").click()
+        controls = agent.locator("#conversation .controls")
+        await expect(controls.locator("button.control")).to_have_text(
+            ["Hold", "Resume", "Consult", "Conference"]
+        )
+
+        # Hold: the caller leaves the bridge and hears music on hold.
+        music = len(fake.seen("POST", f"channels/{call.caller}/moh"))
+        await controls.locator("button[data-control=hold]").click()
+        await expect(agent.locator("#error.ok")).to_have_text("On hold: the caller hears music")
+        await until(lambda: len(fake.seen("POST", f"channels/{call.caller}/moh")) > music)
+        (removed,) = fake.seen("POST", f"bridges/{call.bridge}/removeChannel")
+        assert removed.params["channel"] == call.caller
+        # Held twice: the channel's refusal (409), in plain words.
+        await controls.locator("button[data-control=hold]").click()
+        await expect(agent.locator("#error:not(.ok)")).to_have_text(
+            f'Hold: Not possible right now: "{call.ix}" is not in a call that can be held'
+        )
+        await controls.locator("button[data-control=unhold]").click()
+        await expect(agent.locator("#error.ok")).to_have_text("Back with the caller")
+        await until(lambda: fake.seen("DELETE", f"channels/{call.caller}/moh"))
+
+        # Consult bob: his phone rings, and the consultation's own buttons appear.
+        await controls.locator("[data-field='consult.agent']").fill("bob")
+        await controls.locator("button[data-control=consult]").click()
+        leg = await until(lambda: voice.consults.status.get(call.ix, {}).get("channel"))
+        assert originated(fake, leg).params["endpoint"] == "PJSIP/bob"
+        await expect(controls.locator("button.control")).to_have_text(
+            ["Hold", "Resume", "Consult", "Complete transfer", "Cancel consult", "Conference"]
+        )
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            await agent.screenshot(path=f"{shots}/inbox-call.png")
+        await controls.locator("button[data-control=consult_cancel]").click()
+        await expect(agent.locator("#error.ok")).to_have_text("Back with the caller")
+        await expect(controls.locator("button[data-control=consult_cancel]")).to_have_count(0)
+
+        # The supervisor listens from the wallboard: their phone, a silent snoop.
+        supervisor = await login("sam", "wallboard")
+        row = supervisor.locator(f"#waiting .live-chat[data-id='{call.ix}']")
+        await expect(row.locator("button.control")).to_have_text(["Listen", "Whisper", "Barge"])
+        await row.locator("button[data-control=listen]").click()
+        await expect(supervisor.locator("#error.ok")).to_have_text(
+            "Your phone rings: you will hear the call"
+        )
+        (snoop,) = await until(lambda: fake.seen("POST", f"channels/{call.agent}/snoop"))
+        assert (snoop.params["spy"], snoop.params["whisper"]) == ("both", "none")
+        rung = [r.params.get("endpoint") for r in fake.seen("POST", "channels")]
+        assert "PJSIP/sam" in rung
+        await expect(supervisor.locator("#conversation")).to_be_hidden()  # not opened
+        if shots:
+            await supervisor.screenshot(path=f"{shots}/wallboard-monitor.png")
+
+        # A supervisor without a phone is told why, in plain words.
+        sue = await login("sue", "wallboard")
+        await sue.locator(f".live-chat[data-id='{call.ix}'] [data-control=whisper]").click()
+        await expect(sue.locator("#error")).to_have_text(
+            'Whisper: Not possible right now: no phone for supervisor "sue" in '
+            "plugins.asterisk.supervisors"
+        )
+        # An agent is never offered the supervisors' buttons, nor may use them.
+        assert "listen" not in await agent.evaluate(
+            "async () => (await (await fetch('/api/controls')).json()).map(c => c.name)"
+        )
+
+
+async def test_the_consultation_s_and_conference_s_buttons_come_back_after_a_reload() -> None:
+    """The server, not the page, knows a consultation goes on: reloaded, or opened in
+    another browser (a new session, nothing remembered), the inbox shows Complete and
+    Cancel again and Complete works; the same for Drop, with the party's channel."""
+    expect = playwright_api.expect
+    async with talking_call() as (fake, browser, url, voice, call):
+
+        async def opened(user: str) -> Any:  # a new browser: nothing in its storage
+            page = await log_in(browser, url, user, PASSWORD, "inbox")
+            await page.locator(f"#work .work[data-id='{call.ix}']").click()
+            return page
+
+        agent = await opened("ana")
+        controls = agent.locator("#conversation .controls")
+        talking = ["Hold", "Resume", "Consult", "Conference"]
+        consulting = ["Hold", "Resume", "Consult", "Complete transfer", "Cancel consult",
+                      "Conference"]  # fmt: skip
+
+        async def consult() -> str:
+            before = voice.consults.status.get(call.ix, {}).get("channel")
             await controls.locator("[data-field='consult.agent']").fill("bob")
             await controls.locator("button[data-control=consult]").click()
-            leg = await until(lambda: voice.consults.status.get(call.ix, {}).get("channel"))
-            assert originated(fake, leg).params["endpoint"] == "PJSIP/bob"
-            await expect(controls.locator("button.control")).to_have_text(
-                ["Hold", "Resume", "Consult", "Complete transfer", "Cancel consult", "Conference"]
+            await expect(agent.locator("#error.ok")).to_have_text(
+                "The caller is on hold; ringing your colleague"
             )
-            if shots:
-                Path(shots).mkdir(parents=True, exist_ok=True)
-                await agent.screenshot(path=f"{shots}/inbox-call.png")
-            await controls.locator("button[data-control=consult_cancel]").click()
-            await expect(agent.locator("#error.ok")).to_have_text("Back with the caller")
-            await expect(controls.locator("button[data-control=consult_cancel]")).to_have_count(0)
+            await expect(controls.locator("button.control")).to_have_text(consulting)
+            new = voice.consults.status[call.ix]["channel"]  # noted before it answered
+            assert new != before
+            return new
 
-            # The supervisor listens from the wallboard: their phone, a silent snoop.
-            supervisor = await login("sam", "wallboard")
-            row = supervisor.locator(f"#waiting .live-chat[data-id='{call.ix}']")
-            await expect(row.locator("button.control")).to_have_text(["Listen", "Whisper", "Barge"])
-            await row.locator("button[data-control=listen]").click()
-            await expect(supervisor.locator("#error.ok")).to_have_text(
-                "Your phone rings: you will hear the call"
-            )
-            (snoop,) = await until(lambda: fake.seen("POST", f"channels/{call.agent}/snoop"))
-            assert (snoop.params["spy"], snoop.params["whisper"]) == ("both", "none")
-            rung = [r.params.get("endpoint") for r in fake.seen("POST", "channels")]
-            assert "PJSIP/sam" in rung
-            await expect(supervisor.locator("#conversation")).to_be_hidden()  # not opened
-            if shots:
-                await supervisor.screenshot(path=f"{shots}/wallboard-monitor.png")
+        async def reload() -> None:
+            await agent.reload()
+            await agent.locator(f"#work .work[data-id='{call.ix}']").click()
 
-            # A supervisor without a phone is told why, in plain words.
-            sue = await login("sue", "wallboard")
-            await sue.locator(f".live-chat[data-id='{call.ix}'] [data-control=whisper]").click()
-            await expect(sue.locator("#error")).to_have_text(
-                'Whisper: Not possible right now: no phone for supervisor "sue" in '
-                "plugins.asterisk.supervisors"
-            )
-            # An agent is never offered the supervisors' buttons, nor may use them.
-            assert "listen" not in await agent.evaluate(
-                "async () => (await (await fetch('/api/controls')).json()).map(c => c.name)"
-            )
+        # bob declines while the page is open: reloaded, it no longer offers Complete.
+        await call.hangs_up(await consult(), cause=21)
+        await until(lambda: voice.calls[call.ix].state is CallState.TALKING)
+        await reload()
+        await expect(controls.locator("button.control")).to_have_text(talking)
+
+        leg = await consult()
+        await call.answers(leg)
+        await until(lambda: call.added(leg))  # ana and bob talk
+        await reload()
+        await expect(controls.locator("button.control")).to_have_text(consulting)
+
+        elsewhere = await opened("ana")  # another tab or device, same agent
+        there = elsewhere.locator("#conversation .controls")
+        await expect(there.locator("button.control")).to_have_text(consulting)
+        await there.locator("button[data-control=consult_complete]").click()
+        await expect(elsewhere.locator("#error.ok")).to_have_text("Transferred to your colleague")
+        await until(lambda: call.app.router.interaction(call.ix).agent == "bob")
+        await expect(elsewhere.locator(f"#work .work[data-id='{call.ix}']")).to_have_count(0)
+
+        # bob, who has the call now, adds an outside number, then reloads.
+        colleague = await opened("bob")
+        mine = colleague.locator("#conversation .controls")
+        await expect(mine.locator("button.control")).to_have_text(talking)
+        await mine.locator("[data-field='conference.number']").fill("+15559999")
+        await mine.locator("button[data-control=conference]").click()
+        await expect(colleague.locator("#error.ok")).to_have_text("Calling the third party")
+        guest = await until(lambda: [g.channel_id for g in voice.calls[call.ix].guests])
+        await call.answers(guest[0])
+        await until(lambda: call.added(guest[0]))
+        again = await opened("bob")
+        theirs = again.locator("#conversation .controls")
+        await expect(theirs.locator("button[data-control=conference_drop]")).to_have_count(1)
+        await theirs.locator("button[data-control=conference_drop]").click()
+        await expect(again.locator("#error.ok")).to_have_text("The third party left the call")
+        await until(lambda: fake.seen("DELETE", f"channels/{guest[0]}"))
+        assert voice.calls[call.ix].guests == []
+        await expect(theirs.locator("button[data-control=conference_drop]")).to_have_count(0)
 
 
 async def test_the_buttons_act_on_a_real_asterisk(asterisk: Any) -> None:

@@ -98,6 +98,11 @@ async def test_hold_unhold_and_monitor_asked_of_a_follower_run_on_the_leader(
     unhold = await http.post(f"{calls}/unhold", headers=auth("ana"))
     assert unhold.status_code == 204, unhold.text
     assert fake.seen("DELETE", f"channels/{caller}/moh")
+    # The buttons' status (what a reloaded inbox asks): nothing goes on; the leader says so.
+    status = await http.get(f"{calls}/controls", headers=auth("ana"))
+    assert (status.status_code, status.json()) == (200, {})
+    bob = await http.get(f"{calls}/controls", headers=auth("bob"))
+    assert bob.status_code == 403
 
     monitor = f"{calls}/monitor"
     listen = await http.post(monitor, json={"supervisor": "sam"}, headers=auth("sue"))

@@ -15,6 +15,7 @@ from test_voice_fake import config, of, replay, running, until
 from voicekit import build
 
 from omniroute import events as ev
+from omniroute.actions import ActionError
 from omniroute.app import App, RouterError
 from omniroute.store import MemoryStore
 
@@ -121,6 +122,53 @@ async def test_a_consultation_completed_hands_the_call_to_the_colleague() -> Non
         assert done[0].agent_id == "bob"
 
 
+async def in_effect(app: App, ix: str, caller: str | None = "ana") -> Any:
+    """What the inbox asks on opening the call (the status path of Consult and
+    Conference), as the route asks it of the channel for agent `caller`."""
+    payload = {"interaction_id": ix} if caller is None else {"interaction_id": ix, "caller": caller}
+    return await app.channel_call("asterisk", "in_effect", payload)
+
+
+async def test_the_pages_learn_what_consult_and_conference_started_that_goes_on() -> None:
+    """A reload mid-consultation: the status says the consultation (so Complete and
+    Cancel show again) and the conference party Drop lets go; nothing once over."""
+    async with FakeAri().serving() as fake, running(fake) as (app, seen):
+        await app.set_presence("bob", "ready")
+        call = await Call(app, fake).talking()
+        assert await in_effect(app, call.ix) == {}
+        leg = (await call.voice.consults.consult(call.ix, agent="bob"))["channel"]
+        consult = {"agent": "bob", "channel": leg, "state": "ringing"}
+        assert await in_effect(app, call.ix) == {"consult": consult}
+        await call.answers(leg)
+        await until(lambda: call.added(leg))
+        assert await in_effect(app, call.ix) == {"consult": {**consult, "state": "talking"}}
+        with pytest.raises(ActionError, match="is not your call") as refused:
+            await in_effect(app, call.ix, caller="bob")  # an agent asks of their own calls
+        assert refused.value.status == 403
+        assert await in_effect(app, call.ix, caller=None) == {
+            "consult": {**consult, "state": "talking"}
+        }
+        await call.voice.consults.cancel(call.ix)
+        assert await in_effect(app, call.ix) == {}  # Complete and Cancel hide
+
+        guest = (await call.voice.consults.conference(call.ix, number="+15559999"))["channel"]
+        party = {"party": "+15559999", "channel": guest}
+        assert await in_effect(app, call.ix) == {"conference": {**party, "state": "ringing"}}
+        await call.answers(guest)
+        await until(lambda: call.added(guest))
+        joined = {"conference": {**party, "state": "joined"}}
+        assert await in_effect(app, call.ix) == joined
+        bob = (await call.voice.consults.conference(call.ix, agent="bob"))["channel"]
+        rung = {"party": "bob", "channel": bob, "state": "ringing"}
+        assert await in_effect(app, call.ix) == {"conference": rung}  # the last one added
+        await call.hangs_up(bob, cause=19)
+        await until(lambda: "no answer" in call.notes(seen, "asterisk.conference"))
+        assert await in_effect(app, call.ix) == joined  # Drop lets the number go
+        await call.voice.consults.drop(call.ix, guest)
+        assert await in_effect(app, call.ix) == {}
+        assert await in_effect(app, "voice-none") == {}  # no live call: nothing goes on
+
+
 async def test_a_colleague_who_declines_sends_the_agent_back_to_the_caller() -> None:
     async with FakeAri().serving() as fake, running(fake) as (app, seen):
         await app.set_presence("bob", "ready")
@@ -131,6 +179,7 @@ async def test_a_colleague_who_declines_sends_the_agent_back_to_the_caller() -> 
             lambda: call.added(call.caller) and call.voice.calls[call.ix].state is CallState.TALKING
         )
         assert call.voice.consults.status[call.ix]["state"] == "declined"
+        assert await in_effect(app, call.ix) == {}  # Complete would be refused: hidden
         await until(lambda: call.notes(seen) == ["ringing", "declined"])
         assert app.router.interaction(call.ix).agent == "ana"
         assert not of(seen, ev.Transferred)
