@@ -1083,13 +1083,14 @@ class App:
         """
         assert isinstance(self.store, Purging)
         while True:
+            started = self.clock.now()  # the next run is a day after this one started
             try:
-                changed = await self.store.purge(self.clock.now() - days * 86400)
+                changed = await self.store.purge(started - days * 86400)
             except StoreError:
                 logger.exception("purging message bodies failed; retrying in a day")
             else:
                 logger.info("purged message bodies of %d events older than %g days", changed, days)
-            await self.clock.sleep_until(self.clock.now() + 86400)
+            await self.clock.sleep_until(started + 86400)
 
     # ------------------------------------------------------------------ observers
 
