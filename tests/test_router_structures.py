@@ -24,7 +24,8 @@ def test_a_bucket_serves_in_line_order(keys: list[tuple[int, bool]], seed: int) 
     live = []
     for n, (key, stale) in enumerate(keys):
         w = waiting(n)
-        bucket.push((float(key), n, w.version, w))  # float(key): keys[n][0] below
+        w.order_key = float(key)  # its place in line: (order_key, seq)
+        bucket.push(w, w.version)
         if stale:
             w.version += 1  # offered meanwhile: its entry no longer counts
         else:
@@ -37,7 +38,7 @@ def test_a_bucket_serves_in_line_order(keys: list[tuple[int, bool]], seed: int) 
         if w.seq not in declined and rng.random() < 0.3:  # back to its place, as a decline
             declined.add(w.seq)
             w.version += 1
-            bucket.push((float(keys[w.seq][0]), w.seq, w.version, w))
+            bucket.push(w, w.version)
             assert bucket.head() is w
             continue
         served.append(w.seq)
@@ -45,4 +46,4 @@ def test_a_bucket_serves_in_line_order(keys: list[tuple[int, bool]], seed: int) 
     assert served == [n for _, n, _ in live]
     while bucket.pop() is not None:  # only stale entries are left
         pass
-    assert not bucket.tail and not bucket.heap
+    assert not bucket.tail and not bucket.tail_versions and not bucket.heap

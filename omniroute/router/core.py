@@ -1106,9 +1106,8 @@ class Router:
                     tail = bucket.tail
                     w: Waiting | None
                     if tail and not bucket.heap:  # the usual case: all in arrival order
-                        entry = tail[0]
-                        w = entry[3]
-                        if w.version != entry[2]:
+                        w = tail[0]
+                        if w.version != bucket.tail_versions[0]:
                             w = bucket.head()
                     else:
                         w = bucket.head()
@@ -1992,9 +1991,9 @@ class Router:
                 self._at(w.preferred_until, self._preference_timer, w, w.queue.lanes.preferred)
                 return
         w.preferred_until = 0.0
-        entry = (w.order_key, w.seq, w.version, w)
+        version = w.version
         for bucket in w.buckets:
-            bucket.push(entry)
+            bucket.push(w, version)
 
     def _arm_segment(self, w: Waiting, at: float) -> None:
         w.segment_start = at
@@ -2196,15 +2195,15 @@ def _head_excluding(bucket: Bucket, agent_id: str) -> Waiting | None:
     held = []
     found = None
     while (entry := bucket.pop()) is not None:
-        w = entry[3]
-        if w.version != entry[2]:
+        w, version = entry
+        if w.version != version:
             continue
-        held.append(entry)
+        held.append(w)
         if not (w.declined and agent_id in w.declined):
             found = w
             break
-    for entry in held:
-        bucket.push(entry)
+    for w in held:
+        bucket.push(w, w.version)
     return found
 
 

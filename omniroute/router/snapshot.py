@@ -489,9 +489,11 @@ def _restore(r: Router, s: Body) -> None:
             for bucket in w.buckets:
                 bucket.heap.append(entry)  # (put in line just below)
     for bucket in r.buckets.values():
-        bucket.heap.sort()
-        bucket.tail.extend(bucket.heap)
-        bucket.heap.clear()
+        line = bucket.heap
+        line.sort()
+        bucket.heap = []
+        for _, _, version, w in line:
+            bucket.push(w, version)
 
     for a in s.agents:
         agent = AgentStatus(a.config, a.ordinal, a.state_since)

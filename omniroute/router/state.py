@@ -297,57 +297,91 @@ class Bucket:
         "channel",
         "group_keys",
         "heap",
+        "last_key",
+        "last_seq",
         "profiles",
         "pull_note",
         "queue",
         "requirement",
         "tail",
+        "tail_versions",
     )
 
     def __init__(self, queue: QueueRuntime, channel: str, requirement: Mapping[str, int]):
         self.queue = queue
         self.channel = channel
         self.requirement = dict(requirement)
-        # Entries (order key, arrival seq, version, waiting) in line order. Arrivals come in
-        # order (same priority), so most go to the end of `tail` in O(1); one that goes
-        # back to an earlier place (a decline, a priority, an escalation) to `heap`.
-        self.tail: deque[tuple[float, int, int, Waiting]] = deque()
+        # The line. Arrivals come in order (same priority), so most go to the end of
+        # `tail` in O(1): the contact itself, and in `tail_versions` its `version` then
+        # (an entry whose contact changed since is stale, dropped when reached). No
+        # tuple per arrival: with 50,000 waiting, each would be one more object for the
+        # garbage collector to scan (docs/performance.md). `last_key`, `last_seq`: the
+        # place in line of the last one put in `tail`. One that goes back to an
+        # earlier place (a decline, a priority, an escalation) goes to `heap`, as an
+        # entry (order key, arrival seq, version, waiting).
+        self.tail: deque[Waiting] = deque()
+        self.tail_versions: deque[int] = deque()
+        self.last_key = 0.0
+        self.last_seq = 0
         self.heap: list[tuple[float, int, int, Waiting]] = []
         self.profiles: list[Profile] = []  # eligible profiles, kept by the router
         self.group_keys: dict[int, Any] = {}  # profile id -> strategy.group_key
         self.pull_note: str | None = None  # shared by every agent-free decision here
         self.alone = [self]  # the `buckets` of the interactions that wait only here
 
-    def push(self, entry: tuple[float, int, int, Waiting]) -> None:
+    def push(self, w: Waiting, version: int) -> None:
+        """Put `w` in line at its place (`order_key`, `seq`), as it is at `version`."""
+        key, seq = w.order_key, w.seq
         tail = self.tail
-        if not tail or tail[-1] <= entry:
-            tail.append(entry)
+        if not tail or self.last_key < key or (self.last_key == key and self.last_seq <= seq):
+            tail.append(w)
+            self.tail_versions.append(version)
+            self.last_key, self.last_seq = key, seq
         else:
-            heapq.heappush(self.heap, entry)
+            heapq.heappush(self.heap, (key, seq, version, w))
+
+    def _drop_stale_tail(self) -> None:
+        tail, versions = self.tail, self.tail_versions
+        while tail:
+            if tail[0].version == versions[0]:
+                return
+            tail.popleft()
+            versions.popleft()
 
     def head(self) -> Waiting | None:
         """The first live interaction, dropping stale entries on the way."""
+        self._drop_stale_tail()
         tail, heap = self.tail, self.heap
-        while tail:
-            _, _, version, w = tail[0]
-            if w.version == version:
-                break
-            tail.popleft()
         while heap:
             _, _, version, w = heap[0]
             if w.version == version:
                 break
             heapq.heappop(heap)
-        if heap and (not tail or heap[0] < tail[0]):
-            return heap[0][3]
-        return tail[0][3] if tail else None
+        if heap:
+            if not tail:
+                return heap[0][3]
+            first = tail[0]
+            top = heap[0]
+            if top[0] < first.order_key or (top[0] == first.order_key and top[1] < first.seq):
+                return top[3]
+        return tail[0] if tail else None
 
-    def pop(self) -> tuple[float, int, int, Waiting] | None:
-        """Take out the first entry, live or not."""
+    def pop(self) -> tuple[Waiting, int] | None:
+        """Take out the first entry, live or not, as (waiting, version then)."""
+        self._drop_stale_tail()  # a live one's place is its contact's (order_key, seq)
         tail, heap = self.tail, self.heap
-        if heap and (not tail or heap[0] < tail[0]):
-            return heapq.heappop(heap)
-        return tail.popleft() if tail else None
+        if heap:
+            first = tail[0] if tail else None
+            top = heap[0]
+            if first is None or (
+                top[0] < first.order_key or (top[0] == first.order_key and top[1] < first.seq)
+            ):
+                heapq.heappop(heap)
+                return top[3], top[2]
+        if not tail:
+            return None
+        w = tail.popleft()
+        return w, self.tail_versions.popleft()
 
 
 class Waiting:
