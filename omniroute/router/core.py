@@ -1822,19 +1822,26 @@ class Router:
         if profile is None:
             return
         free, total = profile.free, self._free
-        for channel in agent.free:
+        # The agent's own list, refilled in place: a new list per change would live
+        # until the agent's next change, long enough with 10,000 agents for the garbage
+        # collector to scan each (docs/performance.md).
+        channels = agent.free
+        for channel in channels:
             free[channel] -= 1
             total[channel] -= 1
+        channels.clear()
         if agent.presence is not READY or agent.exclusive_load:
-            agent.free = []
             return
         capacity = agent.config.capacity
         if agent.total_load == 0:
-            channels = [c for c, n in capacity.items() if n > 0]
+            for c, n in capacity.items():
+                if n > 0:
+                    channels.append(c)
         else:
             load, exclusive = agent.load, agent.exclusive
-            channels = [c for c, n in capacity.items() if load.get(c, 0) < n and c not in exclusive]
-        agent.free = channels
+            for c, n in capacity.items():
+                if load.get(c, 0) < n and c not in exclusive:
+                    channels.append(c)
         for channel in channels:
             free[channel] = free.get(channel, 0) + 1
             total[channel] = total.get(channel, 0) + 1
