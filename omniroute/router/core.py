@@ -289,7 +289,7 @@ class Router:
             at=self.now, interaction_id=w.id, agent_id=offer.agent.id, offer_id=offer_id
         )
         self.outbox.append(assigned)
-        self._on_assigned(assigned)  # `_emit`, direct
+        self._assigned(assigned, w, offer.agent)  # `_emit`, direct, with what it would look up
         if w.offers:  # ring-all: the other agents' offers
             self._withdraw(w, f"answered by {offer.agent.id}")
         self._settle()
@@ -1170,7 +1170,7 @@ class Router:
             explanation=explanation,
         )
         self.outbox.append(offered)
-        self._on_offered(offered)  # `_emit`, direct
+        self._offered(offered, w, agent)  # `_emit`, direct, with what it would look up
 
     def _end_wrap_up(self, w: Waiting, agent: AgentStatus) -> None:
         ended = WRAP_UP_ENDED_EVENT(at=self.now, interaction_id=w.id, agent_id=agent.id)
@@ -1354,7 +1354,7 @@ class Router:
         if ix.id in self.active:
             return
         ix = msgspec.structs.replace(ix)  # the event stays a snapshot
-        at = e.at  # read once (see _on_offered)
+        at = e.at  # read once (see _offered)
         queue = self.queues[ix.queue]
         self._arrivals += 1
         w = Waiting(ix, queue, self._arrivals)
@@ -1371,11 +1371,15 @@ class Router:
         self._enqueue(w)
 
     def _on_offered(self, e: ev.Offered) -> None:
+        self._offered(e, self.active[e.interaction_id], self.agents[e.agent_id])
+
+    def _offered(self, e: ev.Offered, w: Waiting, agent: AgentStatus) -> None:
+        """`_on_offered` with the contact and the agent at hand: the router that made
+        the offer has them, and with 50,000 contacts a lookup by id reaches memory that
+        the cache no longer holds (docs/performance.md)."""
         # An event's fields read once each: from compiled code each read of a Struct's
         # field is a generic attribute lookup (docs/performance.md).
         oid, expires = e.offer_id, e.expires_at
-        w = self.active[e.interaction_id]
-        agent = self.agents[e.agent_id]
         ix = w.ix
         if ix.state is WAITING:
             w.version += 1
@@ -1412,9 +1416,11 @@ class Router:
         self._drop_offer(e.offer_id, decliner=False)
 
     def _on_assigned(self, e: ev.Assigned) -> None:
-        at, offer_id = e.at, e.offer_id  # read once each (see _on_offered)
-        w = self.active[e.interaction_id]
-        agent = self.agents[e.agent_id]
+        self._assigned(e, self.active[e.interaction_id], self.agents[e.agent_id])
+
+    def _assigned(self, e: ev.Assigned, w: Waiting, agent: AgentStatus) -> None:
+        """`_on_assigned` with the contact and the agent at hand (see `_offered`)."""
+        at, offer_id = e.at, e.offer_id  # read once each (see _offered)
         if offer_id is not None:
             del self.offers[offer_id]
             del agent.offers[offer_id]
