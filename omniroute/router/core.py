@@ -1303,7 +1303,9 @@ class Router:
         else:
             pending = state in (WAITING, OFFERED)
         if pending and not w.answered and not w.breached:
-            self._emit(BREACHED_EVENT(at=self.now, interaction_id=w.id, queue=w.sla_queue.name))
+            breached = BREACHED_EVENT(at=self.now, interaction_id=w.id, queue=w.sla_queue.name)
+            self.outbox.append(breached)
+            self._breached(w, self.now)  # `_emit`, direct, with the contact at hand
 
     def _max_wait_due(self, pair: tuple[Waiting, float]) -> None:
         w, segment = pair
@@ -1595,9 +1597,13 @@ class Router:
                 self._enqueue(w)
 
     def _on_breached(self, e: ev.SlaBreached) -> None:
-        w = self.active[e.interaction_id]
+        self._breached(self.active[e.interaction_id], e.at)
+
+    def _breached(self, w: Waiting, at: float) -> None:
+        """`_on_breached` with the contact at hand: its SLA timer is the contact
+        (see `_offered`)."""
         w.breached = True
-        _today(w.sla_queue, e.at, self).breached += 1
+        _today(w.sla_queue, at, self).breached += 1
 
     def _on_agent_state(self, e: ev.AgentStateChanged) -> None:
         agent = self.agents[e.agent_id]
