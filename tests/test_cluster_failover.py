@@ -98,7 +98,10 @@ def test_kill_9_of_the_leader_under_load_twice(schema: str, tmp_path: Path) -> N
                             return name, r["lead"]
                 return None
 
-            successor, led_at = wait_for(new_leader, 15, "a new leader")
+            try:
+                successor, led_at = wait_for(new_leader, 15, "a new leader")
+            except AssertionError as exc:  # keep what the nodes said: tmp dirs rotate
+                raise AssertionError(f"{exc}\n{diagnose(schema, tmp_path)}") from None
             takeover = led_at - killed_at
             print(f"\ntakeover: {takeover:.3f}s ({leader} killed, {successor} leads)")
             assert successor != leader
@@ -121,6 +124,28 @@ def test_kill_9_of_the_leader_under_load_twice(schema: str, tmp_path: Path) -> N
             assert proc.returncode == 0, (tmp_path / f"{name}.err").read_text()[-3000:]
     taken_over = check_invariants(schema, tmp_path, killed=killed)
     print(f"{taken_over} forwarded commands written before a kill ran on a later leader")
+
+
+def diagnose(schema: str, out: Path) -> str:
+    """What a failed takeover leaves to read: each node's last log lines, and offers the
+    log numbers twice or assigns without offering (a replica that cannot apply them)."""
+    parts = [f"--- {name}.err\n{(out / f'{name}.err').read_text()[-2500:]}" for name in OWNERS]
+    with psycopg.connect(DSN) as conn:
+        rows = conn.execute(f'SELECT seq, data::text FROM "{schema}".events ORDER BY seq')
+        log = [(seq, ev.decode(data)) for seq, data in rows.fetchall()]
+    offered: dict[str, list[int]] = {}
+    for seq, e in log:
+        if isinstance(e, ev.Offered):
+            offered.setdefault(e.offer_id, []).append(seq)
+    twice = {oid: seqs for oid, seqs in offered.items() if len(seqs) > 1}
+    orphans = [
+        (seq, e.offer_id)
+        for seq, e in log
+        if isinstance(e, ev.Assigned) and e.offer_id and e.offer_id not in offered
+    ]
+    parts.append(f"--- log: {len(log)} events; offer ids offered twice {twice}; ")
+    parts.append(f"assigned without an offer {orphans}")
+    return "\n".join(parts)
 
 
 def check_invariants(schema: str, out: Path, *, killed: list[tuple[str, int, float]]) -> int:
